@@ -1,0 +1,1 @@
+"""Homerun controller: the API surfaces, persistence and invocation routing."""

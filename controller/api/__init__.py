@@ -1,0 +1,1 @@
+"""HTTP surfaces of the controller: route tables per resource, one app factory."""

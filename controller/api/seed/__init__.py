@@ -1,0 +1,1 @@
+"""The seed API (`/runtime/...`): Adobe I/O Runtime's management endpoints and DTOs."""

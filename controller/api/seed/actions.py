@@ -1,0 +1,97 @@
+"""`/runtime/namespaces/{orgId}/{intId}/actions[/{name}]`: action management."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from controller import messages
+from controller.api.endpoint import Endpoint, Param
+from controller.api.http import json_response, parse_model, query_int
+from controller.api.seed.common import json_object, org_namespace
+from controller.api.seed.dto import ActionDTO, action_dto, action_spec
+from controller.api.state import app_state
+from controller.errors import InvalidInput
+from controller.names import ActionName
+from controller.services import actions
+
+COLLECTION = "/runtime/namespaces/{orgId}/{intId}/actions"
+ENTITY = COLLECTION + "/{name:path}"
+
+
+async def list_actions(request: Request) -> Response:
+    state = app_state(request)
+    limit = query_int(request, "limit", None, 0, 10_000)
+    skip = query_int(request, "skip", 0, 0, 2**31)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        found = await actions.list_actions(session, namespace, skip or 0, limit or None)
+    return json_response([action_dto(a, state.settings.public_api_host) for a in found])
+
+
+async def create_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        dto = parse_model(ActionDTO, await json_object(request))
+        if not dto.name:
+            raise InvalidInput("name: a non-empty action name is required")
+        name = ActionName.parse(dto.name)
+        action = await actions.create_action(
+            session, namespace, name, action_spec(dto), state.write_context
+        )
+    return json_response(action_dto(action, state.settings.public_api_host))
+
+
+async def get_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        name = ActionName.parse(request.path_params["name"])
+        action = await actions.get_action(session, namespace, name)
+    return json_response(action_dto(action, state.settings.public_api_host))
+
+
+async def update_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        name = ActionName.parse(request.path_params["name"])
+        dto = parse_model(ActionDTO, await json_object(request))
+        if dto.name is not None and dto.name != str(name):
+            raise InvalidInput(f"name: '{dto.name}' {messages.NAME_MISMATCH}")
+        action = await actions.update_action(
+            session, namespace, name, action_spec(dto), state.write_context, honour_version=False
+        )
+    return json_response(action_dto(action, state.settings.public_api_host))
+
+
+async def delete_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        name = ActionName.parse(request.path_params["name"])
+        action = await actions.delete_action(session, namespace, name)
+    return json_response(action_dto(action, state.settings.public_api_host))
+
+
+TAG = "actions"
+PAGING = (
+    Param("limit", "query", "At most this many actions (all by default)", "integer"),
+    Param("skip", "query", "Skip this many actions first", "integer"),
+)
+ENDPOINTS = (
+    Endpoint("GET", COLLECTION, list_actions, "List the namespace's actions (without code)",
+             TAG, response=ActionDTO, response_is_list=True, params=PAGING,
+             errors=(400, 401, 403, 404)),
+    Endpoint("POST", COLLECTION, create_action, "Create an action", TAG, request=ActionDTO,
+             response=ActionDTO, errors=(400, 401, 403, 404, 409, 413, 415)),
+    Endpoint("GET", ENTITY, get_action, "Get an action, with its code", TAG,
+             response=ActionDTO, errors=(400, 401, 403, 404)),
+    Endpoint("PUT", ENTITY, update_action,
+             "Update an action: supplied fields replace, annotations merge, version + 1",
+             TAG, request=ActionDTO, response=ActionDTO,
+             errors=(400, 401, 403, 404, 409, 413, 415)),
+    Endpoint("DELETE", ENTITY, delete_action, "Delete an action", TAG, response=ActionDTO,
+             errors=(400, 401, 403, 404)),
+)  # fmt: skip

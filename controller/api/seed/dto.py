@@ -1,0 +1,234 @@
+"""The seed API's DTOs, with the reference's field names exactly, and their mapping to and
+from the domain model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictStr
+
+from controller import messages
+from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
+from controller.domain import Action, EventOfInterest, EventRegistration, KeyValue, Namespace
+from controller.services.events import RegistrationSpec
+
+_STRICT = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _whole_number(what: str) -> BeforeValidator:
+    def parse(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(messages.limit_not_whole(what))
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        raise ValueError(messages.limit_not_whole(what))
+
+    return BeforeValidator(parse)
+
+
+class NamespaceDTO(BaseModel):
+    """Namespace details: its name and its OpenWhisk `uuid:key` credentials."""
+
+    name: str
+    auth: str
+
+
+class KeyValuePairDTO(BaseModel):
+    """A parameter or an annotation."""
+
+    model_config = _STRICT
+    key: StrictStr = Field(min_length=1)
+    value: JsonValue = None
+
+
+class LimitsDTO(BaseModel):
+    """Action limits; strings on output, strings or integers accepted on input."""
+
+    model_config = _STRICT
+    timeout: Annotated[int | None, _whole_number("time")] = Field(
+        None, json_schema_extra={"type": "string"}
+    )
+    memory: Annotated[int | None, _whole_number("memory")] = Field(
+        None, json_schema_extra={"type": "string"}
+    )
+    logs: Annotated[int | None, _whole_number("log")] = Field(
+        None, json_schema_extra={"type": "string"}
+    )
+
+
+class ExecDTO(BaseModel):
+    """What the action runs. `binary` is inferred from the code on write, as OpenWhisk does;
+    `main` (an extension) names the entry function."""
+
+    model_config = _STRICT
+    kind: StrictStr | None = None
+    binary: StrictBool = False
+    components: list[StrictStr] | None = None
+    main: StrictStr | None = None
+
+
+class ActionDTO(BaseModel):
+    """An action. On write, `namespace`, `version` and `url` are set by the server and ignored."""
+
+    model_config = _STRICT
+    name: StrictStr | None = None
+    code: StrictStr | None = None
+    namespace: StrictStr | None = None
+    version: StrictStr | None = None
+    params: list[KeyValuePairDTO] | None = None
+    annotations: list[KeyValuePairDTO] | None = None
+    limits: LimitsDTO | None = None
+    exec_: ExecDTO | None = Field(None, alias="exec")
+    url: StrictStr | None = None
+
+
+class ActionResultDTO(BaseModel):
+    """The outcome of executing an action."""
+
+    name: str
+    namespace: str
+    activationId: str
+    annotations: list[KeyValuePairDTO]
+    duration: int
+    version: str
+    response: dict[str, JsonValue]
+
+
+class EventsOfInterestDTO(BaseModel):
+    model_config = _STRICT
+    event_code: StrictStr | None = None
+    provider: StrictStr | None = None
+
+
+class EventDTO(BaseModel):
+    """An Adobe I/O Events registration whose events run `runtime_action`."""
+
+    model_config = _STRICT
+    id: StrictStr | None = None
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    client_id: StrictStr | None = None
+    type: StrictStr | None = None
+    integration_status: StrictStr | None = None
+    delivery_type: StrictStr | None = None
+    webhook_url: StrictStr | None = None
+    events_of_interest: list[EventsOfInterestDTO] | None = None
+    runtime_action: StrictStr | None = None
+    registration_id: StrictStr | None = None
+
+
+class ErrorDTO(BaseModel):
+    """Every error: a message and the request id (also sent as `X-Request-ID`)."""
+
+    error: str
+    code: str
+
+
+# Mapping between DTOs and the domain.
+
+
+def namespace_dto(namespace: Namespace) -> dict[str, Any]:
+    return {"name": namespace.name, "auth": namespace.auth}
+
+
+def _kvs(pairs: list[KeyValuePairDTO] | None) -> tuple[KeyValue, ...] | None:
+    return None if pairs is None else tuple(KeyValue(kv.key, kv.value) for kv in pairs)
+
+
+def action_spec(dto: ActionDTO) -> ActionSpec:
+    exec_spec = None
+    if dto.exec_ is not None or dto.code is not None:
+        exec_dto = dto.exec_ or ExecDTO()
+        exec_spec = ExecSpec(
+            kind=exec_dto.kind,
+            code=dto.code,
+            main=exec_dto.main,
+            components=None if exec_dto.components is None else tuple(exec_dto.components),
+        )
+    limits = None
+    if dto.limits is not None:
+        limits = LimitsSpec(
+            timeout=dto.limits.timeout, memory=dto.limits.memory, logs=dto.limits.logs
+        )
+    return ActionSpec(
+        exec=exec_spec,
+        parameters=_kvs(dto.params),
+        annotations=_kvs(dto.annotations),
+        limits=limits,
+    )
+
+
+def action_url(api_host: str, action: Action) -> str:
+    return f"{api_host}/api/v1/namespaces/{action.namespace}/actions/{action.qualified_name}"
+
+
+def action_dto(action: Action, api_host: str) -> dict[str, Any]:
+    exec_: dict[str, Any] = {"kind": action.exec.kind, "binary": action.exec.binary}
+    if action.exec.components:
+        exec_["components"] = list(action.exec.components)
+    if action.exec.main:
+        exec_["main"] = action.exec.main
+    out: dict[str, Any] = {"name": action.qualified_name}
+    if action.exec.code is not None:
+        out["code"] = action.exec.code
+    out.update(
+        namespace=action.namespace,
+        version=action.version,
+        params=[{"key": kv.key, "value": kv.value} for kv in action.parameters],
+        annotations=[{"key": kv.key, "value": kv.value} for kv in action.annotations],
+        limits={
+            "timeout": str(action.limits.timeout),
+            "memory": str(action.limits.memory),
+            "logs": str(action.limits.logs),
+        },
+        exec=exec_,
+        url=action_url(api_host, action),
+    )
+    return out
+
+
+def registration_spec(
+    dto: EventDTO, consumer_id: str | None, application_id: str | None
+) -> RegistrationSpec:
+    events = None
+    if dto.events_of_interest is not None:
+        events = tuple(
+            EventOfInterest(e.event_code or "", e.provider or "") for e in dto.events_of_interest
+        )
+    return RegistrationSpec(
+        id=dto.id,
+        name=dto.name,
+        description=dto.description,
+        client_id=dto.client_id,
+        type=dto.type,
+        integration_status=dto.integration_status,
+        delivery_type=dto.delivery_type,
+        webhook_url=dto.webhook_url,
+        events_of_interest=events,
+        runtime_action=dto.runtime_action,
+        registration_id=dto.registration_id,
+        consumer_id=consumer_id,
+        application_id=application_id,
+    )
+
+
+def event_dto(reg: EventRegistration) -> dict[str, Any]:
+    return {
+        "id": reg.id,
+        "name": reg.name,
+        "description": reg.description,
+        "client_id": reg.client_id,
+        "type": reg.type,
+        "integration_status": reg.integration_status.value,
+        "delivery_type": reg.delivery_type,
+        "webhook_url": reg.webhook_url,
+        "events_of_interest": [
+            {"event_code": e.event_code, "provider": e.provider} for e in reg.events_of_interest
+        ],
+        "runtime_action": reg.runtime_action,
+        "registration_id": reg.registration_id,
+    }

@@ -1,0 +1,1 @@
+"""The built-in actions of the `whisk.system` namespace, shipped as source files."""

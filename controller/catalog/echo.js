@@ -1,0 +1,7 @@
+/**
+ * Returns its input parameters unchanged.
+ * @param {object} params any parameters
+ */
+function main(params) {
+  return params || {};
+}

@@ -1,0 +1,178 @@
+"""SQLAlchemy 2 typed models. Timestamps are epoch milliseconds, as OpenWhisk reports them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME = String(256)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class NamespaceRow(Base):
+    __tablename__ = "namespaces"
+    __table_args__ = (UniqueConstraint("org_id", "int_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    org_id: Mapped[str | None] = mapped_column(NAME)
+    int_id: Mapped[str | None] = mapped_column(NAME)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    key: Mapped[str] = mapped_column(String(64))
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class PackageRow(Base):
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NAME)
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    binding_namespace: Mapped[str | None] = mapped_column(NAME)
+    binding_name: Mapped[str | None] = mapped_column(NAME)
+    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    version: Mapped[str] = mapped_column(String(64), default="0.0.1")
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class CodeBlobRow(Base):
+    """Action code, stored once per content digest (sha256 of the code text)."""
+
+    __tablename__ = "code_blobs"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ActionRow(Base):
+    __tablename__ = "actions"
+    __table_args__ = (UniqueConstraint("namespace_id", "package", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    package: Mapped[str] = mapped_column(NAME, default="")
+    name: Mapped[str] = mapped_column(NAME)
+    kind: Mapped[str] = mapped_column(String(64))
+    main: Mapped[str | None] = mapped_column(NAME)
+    binary: Mapped[bool] = mapped_column(Boolean, default=False)
+    image: Mapped[str | None] = mapped_column(String(512))
+    components: Mapped[list[Any] | None] = mapped_column(JSON)
+    code_digest: Mapped[str | None] = mapped_column(
+        ForeignKey("code_blobs.digest", ondelete="RESTRICT"), index=True
+    )
+    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    timeout: Mapped[int] = mapped_column(Integer)
+    memory: Mapped[int] = mapped_column(Integer)
+    logs: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    version: Mapped[str] = mapped_column(String(64), default="0.0.1")
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class ActivationRow(Base):
+    __tablename__ = "activations"
+    __table_args__ = (
+        Index("ix_activations_namespace_start", "namespace_id", "start"),
+        Index("ix_activations_namespace_name_start", "namespace_id", "name", "start"),
+    )
+
+    activation_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NAME)
+    path: Mapped[str] = mapped_column(String(800))
+    subject: Mapped[str] = mapped_column(NAME)
+    version: Mapped[str] = mapped_column(String(64))
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    start: Mapped[int] = mapped_column(BigInteger, index=True)
+    end: Mapped[int | None] = mapped_column(BigInteger)
+    duration: Mapped[int | None] = mapped_column(BigInteger)
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    logs: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cause: Mapped[str | None] = mapped_column(String(32))
+
+
+class EventRegistrationRow(Base):
+    __tablename__ = "event_registrations"
+    __table_args__ = (UniqueConstraint("namespace_id", "client_id", "registration_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    public_id: Mapped[str] = mapped_column(NAME)
+    registration_id: Mapped[str] = mapped_column(NAME)
+    client_id: Mapped[str] = mapped_column(NAME)
+    name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str | None] = mapped_column(NAME)
+    integration_status: Mapped[str] = mapped_column(String(16))
+    delivery_type: Mapped[str | None] = mapped_column(String(64))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    events_of_interest: Mapped[list[Any]] = mapped_column(JSON)
+    runtime_action: Mapped[str] = mapped_column(String(800))
+    consumer_id: Mapped[str | None] = mapped_column(NAME)
+    application_id: Mapped[str | None] = mapped_column(NAME)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class OperatorTokenRow(Base):
+    """A seed-API bearer token; only its sha256 digest is stored."""
+
+    __tablename__ = "operator_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16))
+    org_id: Mapped[str | None] = mapped_column(NAME)
+    description: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[int] = mapped_column(BigInteger)
+    revoked: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ApiKeyRow(Base):
+    """A seed-API `X-Api-Key`; only its sha256 digest is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[int] = mapped_column(BigInteger)
+    revoked: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,0 +1,150 @@
+"""Every user-facing error string, worded as OpenWhisk words it where clients know it."""
+
+from __future__ import annotations
+
+# Authentication and authorisation.
+AUTH_REQUIRED = "The resource requires authentication, which was not supplied with the request"
+AUTH_INVALID = "The supplied authentication is invalid"
+BEARER_REQUIRED = "An 'Authorization: Bearer <token>' header is required"
+API_KEY_REQUIRED = "An 'X-Api-Key' header is required"
+API_KEY_INVALID = "The supplied API key is invalid"
+ADMIN_REQUIRED = "This operation requires an administrator token"
+
+# Generic resource errors.
+RESOURCE_NOT_FOUND = "The requested resource could not be found."
+ENTITY_NOT_FOUND = "The requested resource does not exist."
+METHOD_NOT_ALLOWED = "The requested method is not allowed for this resource."
+RESOURCE_EXISTS = "resource already exists"
+CONCURRENT_MODIFICATION = "Concurrent modification to resource detected."
+INTERNAL_ERROR = "Internal server error."
+JSON_CONTENT_TYPE = "The request's Content-Type is not supported: send application/json."
+
+
+def not_authorized(path: str) -> str:
+    return f"The supplied authentication is not authorized to access '{path}'."
+
+
+def malformed(detail: str) -> str:
+    return f"The request content was malformed:\n{detail}"
+
+
+def request_too_large(size: int, limit: int) -> str:
+    return f"Request larger than allowed: {size} > {limit} bytes."
+
+
+def field_too_large(field: str, size: int, limit: int) -> str:
+    return f"{field} larger than allowed: {size} > {limit} bytes."
+
+
+def namespace_not_found(org_id: str, int_id: str) -> str:
+    return f"No namespace exists for organization '{org_id}' and integration '{int_id}'."
+
+
+def action_not_found(namespace: str, name: str) -> str:
+    return f"The action '{name}' does not exist in namespace '{namespace}'."
+
+
+def action_exists(namespace: str, name: str) -> str:
+    return f"The action '{name}' already exists in namespace '{namespace}'."
+
+
+def registration_not_found(client_id: str, registration_id: str) -> str:
+    return (
+        f"No event registration '{registration_id}' exists for client '{client_id}' "
+        "in this namespace."
+    )
+
+
+def registration_exists(client_id: str, registration_id: str) -> str:
+    return f"The event registration '{registration_id}' of client '{client_id}' already exists."
+
+
+# Names (shared/spec/openwhisk.md §1, §4; the 'segement' typo is OpenWhisk's own).
+ILLEGAL_NAME = "The name of the entity contains illegal characters."
+ILLEGAL_NAMESPACE = "The namespace contains illegal characters."
+RESERVED_PACKAGE = "Package name 'default' is reserved."
+
+
+def name_too_long(length: int, limit: int) -> str:
+    return f"Name segement longer than allowed: {length} > {limit}."
+
+
+# Actions (shared/spec/openwhisk.md §2.3).
+EXEC_UNDEFINED = "exec undefined"
+KIND_REQUIRED = "'kind' must be a string defined in 'exec'"
+NO_COMPONENTS = "No component specified for the sequence."
+SEQUENCE_SELF = "Sequence may not refer to itself."
+SEQUENCE_COMPONENT_MISSING = "Sequence component does not exist."
+SEQUENCE_TOO_LONG = "Too many actions in the sequence."
+SEQUENCE_HAS_CODE = "a sequence takes 'exec.components', not code"
+
+
+def code_required(kind: str) -> str:
+    return f"'code' must be a string or attachment object defined in 'exec' for '{kind}' actions"
+
+
+def main_not_string(kind: str) -> str:
+    return f"if defined, 'main' be a string in 'exec' for '{kind}' actions"
+
+
+def unsupported_kind(kind: str, valid: list[str]) -> str:
+    quoted = ", ".join(f"'{k}'" for k in valid)
+    return (
+        f"The specified runtime '{kind}' is not supported by this platform. "
+        f"Valid values are: {quoted}."
+    )
+
+
+def deprecated_kind(kind: str) -> str:
+    return (
+        f"The '{kind}' runtime is no longer supported. You may read and delete but not "
+        "update or invoke this action."
+    )
+
+
+def duration_below(value: int, low: int) -> str:
+    return f"duration {value} milliseconds below allowed threshold of {low} milliseconds"
+
+
+def duration_above(value: int, high: int) -> str:
+    return f"duration {value} milliseconds exceeds allowed threshold of {high} milliseconds"
+
+
+def memory_below(value: int, low: int) -> str:
+    return f"memory size {value} MB below allowed threshold of {low} MB"
+
+
+def memory_above(value: int, high: int) -> str:
+    return f"memory size {value} MB exceeds allowed threshold of {high} MB"
+
+
+def logs_below(value: int, low: int) -> str:
+    return f"log size {value} MB below allowed threshold of {low} MB"
+
+
+def logs_above(value: int, high: int) -> str:
+    return f"log size {value} MB exceeds allowed threshold of {high} MB"
+
+
+def limit_not_whole(what: str) -> str:
+    return f"{what} limit must be whole number"
+
+
+def component_invalid(component: str) -> str:
+    return (
+        f"The sequence component '{component}' is not a valid action path: use "
+        "'/namespace/[package/]action' or 'package/action'."
+    )
+
+
+# Event registrations.
+EVENTS_OF_INTEREST_EMPTY = "at least one event of interest is required"
+NAME_MISMATCH = "does not match the name in the request path"
+
+
+def runtime_action_missing(name: str, namespace: str) -> str:
+    return f"the action '{name}' does not exist in namespace '{namespace}'"
+
+
+def bad_status(status: str) -> str:
+    return f"'{status}' is not a recognized registration status, must be 'enabled' or 'disabled'"

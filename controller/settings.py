@@ -1,0 +1,80 @@
+"""Typed settings, parsed once at start-up from `HOMERUN_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from controller.limits import SystemLimits
+
+ENV_PREFIX = "HOMERUN_"
+NESTED_DELIMITER = "__"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the offending variable."""
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".homerun"
+
+
+class Settings(BaseSettings):
+    """Everything the controller needs to start.
+
+    `database_url` defaults to a SQLite file in `data_dir`; `redis_url` is unset until an
+    execution engine uses it. `api_host` is the public base URL printed in action URLs.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(3233, ge=0, le=65535)
+    api_host: str | None = None
+    runtimes_manifest: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    limits: SystemLimits = Field(default_factory=SystemLimits)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'homerun.db').resolve()}"
+
+    @property
+    def public_api_host(self) -> str:
+        if self.api_host:
+            return self.api_host.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::", "127.0.0.1") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def variable_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a settings field location."""
+    return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Parse settings from the process environment; `overrides` win over it.
+
+    Raises ConfigError with one line per bad variable, naming it.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"{variable_name(err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors()
+        ]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

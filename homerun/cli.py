@@ -1,0 +1,197 @@
+"""`homerun`: run the controller, migrate the database, administer credentials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from controller.domain import Credential, TokenScope
+from controller.settings import ConfigError, Settings, load_settings
+from controller.setup import run_in_transaction, upgrade_database
+from controller.services import credentials
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from controller.api.app import create_app
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        proxy_headers=True,
+    )
+
+
+@click.group()
+@click.version_option(package_name="homerun")
+def main() -> None:
+    """Homerun: a self-hosted action runtime compatible with Adobe I/O Runtime."""
+
+
+@main.command()
+def controller() -> None:
+    """Serve the controller API (migrate first with `homerun db upgrade`)."""
+    _serve(_settings())
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head) and sync the system catalog."""
+    upgrade_database(_settings(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (`base` removes every table)."""
+    from controller.db import migrate
+
+    migrate.downgrade(_settings().effective_database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@main.group()
+def admin() -> None:
+    """Operator credentials for the seed API."""
+
+
+def _print_credentials(rows: list[Credential], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([_as_dict(r) for r in rows], indent=2))
+        return
+    click.echo(f"{'ID':>4}  {'PREFIX':<14} {'SCOPE':<6} {'ORG':<24} {'STATUS':<8} DESCRIPTION")
+    for r in rows:
+        scope = r.scope.value if r.scope else "-"
+        status = "revoked" if r.revoked else "active"
+        click.echo(
+            f"{r.id:>4}  {r.prefix + '…':<14} {scope:<6} {r.org_id or '-':<24} {status:<8} "
+            f"{r.description or ''}"
+        )
+
+
+def _as_dict(r: Credential) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "prefix": r.prefix,
+        "scope": r.scope.value if r.scope else None,
+        "org_id": r.org_id,
+        "description": r.description,
+        "created": r.created,
+        "revoked": r.revoked,
+    }
+
+
+@admin.group()
+def token() -> None:
+    """Bearer tokens: org-scoped or admin."""
+
+
+@token.command("create")
+@click.option("--org", "org_id", help="Scope the token to this organization id.")
+@click.option("--admin", "is_admin", is_flag=True, help="An admin token (admin endpoints).")
+@click.option("--description", help="A note shown when tokens are listed.")
+def token_create(org_id: str | None, is_admin: bool, description: str | None) -> None:
+    """Issue a token. It is printed once and stored only as a digest."""
+    if bool(org_id) == is_admin:
+        raise click.UsageError("give exactly one of --org ORG_ID or --admin")
+    scope = TokenScope.ADMIN if is_admin else TokenScope.ORG
+    _, secret = run_in_transaction(
+        _settings(), lambda s: credentials.create_token(s, scope, org_id, description)
+    )
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def token_list(as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    _print_credentials(run_in_transaction(_settings(), credentials.list_tokens), as_json)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    from controller.errors import NotFound
+
+    try:
+        run_in_transaction(_settings(), lambda s: credentials.revoke_token(s, token_id))
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"token {token_id} revoked")
+
+
+@admin.group()
+def apikey() -> None:
+    """API keys, sent as `X-Api-Key`."""
+
+
+@apikey.command("create")
+@click.option("--description", help="A note shown when keys are listed.")
+def apikey_create(description: str | None) -> None:
+    """Issue an API key. It is printed once and stored only as a digest."""
+    _, secret = run_in_transaction(
+        _settings(), lambda s: credentials.create_api_key(s, description)
+    )
+    click.echo(secret)
+
+
+@apikey.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def apikey_list(as_json: bool) -> None:
+    """List API keys (never their secrets)."""
+    _print_credentials(run_in_transaction(_settings(), credentials.list_api_keys), as_json)
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=int)
+def apikey_revoke(key_id: int) -> None:
+    """Revoke an API key by id."""
+    from controller.errors import NotFound
+
+    try:
+        run_in_transaction(_settings(), lambda s: credentials.revoke_api_key(s, key_id))
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"API key {key_id} revoked")
+
+
+@main.command()
+def standalone() -> None:
+    """Run Homerun on this machine: migrate, create the guest namespace and operator
+    credentials on first start, print how to reach it, and serve."""
+    from homerun.standalone import prepare
+
+    settings = _settings()
+    click.echo(prepare(settings))
+    sys.stdout.flush()
+    _serve(settings)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

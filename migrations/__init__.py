@@ -1,0 +1,1 @@
+"""Alembic migrations for the controller's database."""
