@@ -79,7 +79,7 @@ class Action:
         return f"{self.namespace}/{self.qualified_name}"
 
 
-class IntegrationStatus(str, enum.Enum):
+class IntegrationStatus(enum.StrEnum):
     """Whether an event registration delivers events to its action."""
 
     ENABLED = "enabled"
@@ -111,7 +111,7 @@ class EventRegistration:
     updated: int = 0
 
 
-class TokenScope(str, enum.Enum):
+class TokenScope(enum.StrEnum):
     """What an operator token reaches: one organisation's namespaces, or everything."""
 
     ORG = "org"

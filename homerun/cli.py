@@ -6,15 +6,14 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from controller.domain import Credential, TokenScope
+from controller.services import credentials
 from controller.settings import ConfigError, Settings, load_settings
 from controller.setup import run_in_transaction, upgrade_database
-from controller.services import credentials
 
 
 def _settings() -> Settings:
@@ -29,7 +28,9 @@ def _serve(settings: Settings) -> None:
 
     from controller.api.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 import homerun
-from controller.api import ops, openapi
+from controller.api import openapi, ops
 from controller.api.endpoint import Endpoint
 from controller.api.errors import EXCEPTION_HANDLERS
 from controller.api.http import RequestIdMiddleware
@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware)],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.openapi = openapi.build(ENDPOINTS, homerun.__version__)

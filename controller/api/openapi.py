@@ -76,7 +76,7 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
 
 def build(endpoints: Iterable[Endpoint], version: str) -> dict[str, Any]:
     endpoints = list(endpoints)
-    models = {ErrorDTO}
+    models: set[type[BaseModel]] = {ErrorDTO}
     for e in endpoints:
         models.update(m for m in (e.request, e.response) if m is not None)
     _, schemas = models_json_schema(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controller import messages
 from controller.actionspec import (
     ActionSpec,
+    bump_version,
     check_kv_size,
     check_unique_keys,
     merge_annotations,
@@ -18,7 +19,6 @@ from controller.actionspec import (
     resolve_exec,
     resolve_limits,
     with_server_annotations,
-    bump_version,
 )
 from controller.clock import now_ms
 from controller.db.models import ActionRow, NamespaceRow, PackageRow
@@ -104,7 +104,9 @@ async def list_actions(
 
 
 async def count_actions(session: AsyncSession, namespace: Namespace) -> int:
-    query = select(func.count()).select_from(ActionRow).where(ActionRow.namespace_id == namespace.id)
+    query = (
+        select(func.count()).select_from(ActionRow).where(ActionRow.namespace_id == namespace.id)
+    )
     return int(await session.scalar(query) or 0)
 
 
@@ -122,11 +124,15 @@ async def _ensure_package(
     session: AsyncSession, namespace: Namespace, package: str, *, create: bool
 ) -> None:
     row = await session.scalar(
-        select(PackageRow).where(PackageRow.namespace_id == namespace.id, PackageRow.name == package)
+        select(PackageRow).where(
+            PackageRow.namespace_id == namespace.id, PackageRow.name == package
+        )
     )
     if row is None:
         if not create:
-            raise NotFound(f"The package '{package}' does not exist in namespace '{namespace.name}'.")
+            raise NotFound(
+                f"The package '{package}' does not exist in namespace '{namespace.name}'."
+            )
         async with session.begin_nested():
             session.add(PackageRow(namespace_id=namespace.id, name=package, updated=now_ms()))
         return

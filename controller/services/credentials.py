@@ -133,7 +133,9 @@ async def authenticate(session: AsyncSession, token: str | None, api_key: str | 
     if row is None:
         raise NotAuthenticated(messages.AUTH_INVALID)
     key = await session.scalar(
-        select(ApiKeyRow.id).where(ApiKeyRow.key_hash == digest(api_key), ApiKeyRow.revoked.is_(None))
+        select(ApiKeyRow.id).where(
+            ApiKeyRow.key_hash == digest(api_key), ApiKeyRow.revoked.is_(None)
+        )
     )
     if key is None:
         raise NotAuthenticated(messages.API_KEY_INVALID)

@@ -91,7 +91,9 @@ async def _check_runtime_action(session: AsyncSession, namespace: Namespace, ref
     except InvalidInput:
         raise InvalidInput(f"runtime_action: '{ref}' is not a valid action name") from None
     if path.namespace != namespace.name:
-        raise InvalidInput(f"runtime_action: {messages.runtime_action_missing(ref, namespace.name)}")
+        raise InvalidInput(
+            f"runtime_action: {messages.runtime_action_missing(ref, namespace.name)}"
+        )
     name: ActionName = path.action_name
     found = await session.scalar(
         select(ActionRow.id).where(
@@ -101,7 +103,9 @@ async def _check_runtime_action(session: AsyncSession, namespace: Namespace, ref
         )
     )
     if found is None:
-        raise InvalidInput(f"runtime_action: {messages.runtime_action_missing(ref, namespace.name)}")
+        raise InvalidInput(
+            f"runtime_action: {messages.runtime_action_missing(ref, namespace.name)}"
+        )
 
 
 async def _validate(session: AsyncSession, namespace: Namespace, spec: RegistrationSpec) -> None:

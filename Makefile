@@ -1,0 +1,26 @@
+# `make check` is what CI and humans run: lint, type-check, the whole test suite.
+VENV ?= .venv
+BIN := $(VENV)/bin
+PACKAGES := controller invoker homerun
+
+.PHONY: check lint format typecheck test test-fast
+
+check: lint typecheck test
+
+lint:
+	$(BIN)/ruff check $(PACKAGES) migrations tests bench
+	$(BIN)/ruff format --check $(PACKAGES) migrations tests bench
+
+format:
+	$(BIN)/ruff check --fix $(PACKAGES) migrations tests bench
+	$(BIN)/ruff format $(PACKAGES) migrations tests bench
+
+typecheck:
+	$(BIN)/mypy --strict $(PACKAGES)
+
+test:
+	$(BIN)/pytest
+
+# Only SQLite, no Docker: a quick loop while editing.
+test-fast:
+	HOMERUN_TEST_BACKENDS=sqlite $(BIN)/pytest -m "not docker and not slow"
