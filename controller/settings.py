@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     redis_url: str | None = None
+    key_prefix: str = Field("homerun", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     host: str = "127.0.0.1"
     port: int = Field(3233, ge=0, le=65535)
     api_host: str | None = None

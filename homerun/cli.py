@@ -14,6 +14,7 @@ from controller.domain import Credential, TokenScope
 from controller.services import credentials
 from controller.settings import ConfigError, Settings, load_settings
 from controller.setup import run_in_transaction, upgrade_database
+from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
 
 
 def _settings() -> Settings:
@@ -50,6 +51,43 @@ def main() -> None:
 def controller() -> None:
     """Serve the controller API (migrate first with `homerun db upgrade`)."""
     _serve(_settings())
+
+
+@main.group(invoke_without_command=True)
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty (for tests).")
+@click.pass_context
+def invoker(ctx: click.Context, burst: bool) -> None:
+    """Run an invoker: take invocations from Redis and run them in containers."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import asyncio
+
+    from invoker.main import serve
+
+    settings = _invoker_settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings, burst=burst))
+
+
+@invoker.command("health")
+def invoker_health() -> None:
+    """Exit 0 if this invoker (HOMERUN_INVOKER_ID) is heartbeating, 1 otherwise."""
+    import asyncio
+
+    from invoker.main import healthy
+
+    settings = _invoker_settings()
+    if not asyncio.run(healthy(settings)):
+        click.echo(f"invoker {settings.id} is not heartbeating", err=True)
+        sys.exit(1)
+    click.echo(f"invoker {settings.id} is healthy")
+
+
+def _invoker_settings() -> InvokerSettings:
+    try:
+        return load_invoker_settings()
+    except InvokerConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

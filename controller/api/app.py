@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -17,8 +18,11 @@ from controller.api.http import RequestIdMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
 from controller.db.engine import create_engine, session_factory
+from controller.execution.service import Executor
 from controller.runtimes import load_manifest
+from controller.services import codestore
 from controller.settings import Settings
+from invoker.protocol import Keys
 
 SEED_ENDPOINTS: tuple[Endpoint, ...] = (
     *namespaces.ENDPOINTS,
@@ -29,18 +33,39 @@ SEED_ENDPOINTS: tuple[Endpoint, ...] = (
 ENDPOINTS: tuple[Endpoint, ...] = (*SEED_ENDPOINTS, *ops.ENDPOINTS)
 
 
+async def _load_code(state: AppState, digest: str) -> str | None:
+    async with state.transaction() as session:
+        return await codestore.get(session, digest)
+
+
 def create_app(settings: Settings) -> Starlette:
     manifest = load_manifest(settings.runtimes_manifest)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.effective_database_url)
-        app.state.homerun = AppState(
+        state = AppState(
             settings=settings, manifest=manifest, engine=engine, sessions=session_factory(engine)
         )
+        app.state.homerun = state
+        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         try:
+            if redis is not None:
+                state.executor = Executor(
+                    redis,
+                    Keys(settings.key_prefix),
+                    manifest,
+                    state.transaction,
+                    lambda digest: _load_code(state, digest),
+                    api_host=settings.public_api_host,
+                )
+                await state.executor.start()
             yield
         finally:
+            if state.executor is not None:
+                await state.executor.stop()
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     routes = [e.route() for e in ENDPOINTS]

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
+from controller.api.state import EngineUnavailable
 from controller.errors import (
     Conflict,
     HomerunError,
@@ -19,6 +20,7 @@ from controller.errors import (
     TooLarge,
     UnsupportedMediaType,
 )
+from controller.execution.dispatch import NoInvokers
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ STATUS_OF: dict[type[HomerunError], int] = {
     Conflict: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,
+    EngineUnavailable: 503,
+    NoInvokers: 503,
 }
 
 _HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED}

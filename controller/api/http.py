@@ -121,3 +121,18 @@ def query_int(request: Request, name: str, default: int | None, low: int, high: 
 
 def json_response(content: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(content, status_code=status)
+
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def query_bool(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidInput(f"The query parameter '{name}' must be true or false: '{raw}'")

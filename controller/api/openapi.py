@@ -21,6 +21,7 @@ _ERROR_TEXT = {
     409: "The entity exists already",
     413: "A body or one of its fields is too large",
     415: "The body is not JSON",
+    503: "No execution engine or no invoker is available",
 }
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 

@@ -9,9 +9,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
+from controller.errors import HomerunError
+from controller.execution.service import Executor
 from controller.runtimes import Manifest
 from controller.services.actions import WriteContext
 from controller.settings import Settings
+
+
+class EngineUnavailable(HomerunError):
+    """Invocations cannot be accepted right now (503)."""
 
 
 @dataclass
@@ -20,6 +26,14 @@ class AppState:
     manifest: Manifest
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    executor: Executor | None = None
+
+    def require_executor(self) -> Executor:
+        if self.executor is None:
+            raise EngineUnavailable(
+                "The execution engine is not configured: set HOMERUN_REDIS_URL and run invokers."
+            )
+        return self.executor
 
     @property
     def write_context(self) -> WriteContext:

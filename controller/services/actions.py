@@ -331,3 +331,17 @@ async def check_sequence(
             atomic += 1
         if atomic > limits.sequence_max_length:
             raise InvalidInput(f"exec.components: {messages.SEQUENCE_TOO_LONG}")
+
+
+async def package_parameters(
+    session: AsyncSession, namespace: Namespace, package: str
+) -> tuple[KeyValue, ...]:
+    """The parameters of a package of `namespace` (none for the default package)."""
+    if not package:
+        return ()
+    raw = await session.scalar(
+        select(PackageRow.parameters).where(
+            PackageRow.namespace_id == namespace.id, PackageRow.name == package
+        )
+    )
+    return _kvs(raw)

@@ -7,11 +7,19 @@ from starlette.responses import Response
 
 from controller import messages
 from controller.api.endpoint import Endpoint, Param
-from controller.api.http import json_response, parse_model, query_int
+from controller.api.errors import request_id
+from controller.api.http import json_response, parse_model, query_bool, query_int, read_json
 from controller.api.seed.common import json_object, org_namespace
-from controller.api.seed.dto import ActionDTO, action_dto, action_spec
+from controller.api.seed.dto import (
+    ActionDTO,
+    ActionResultDTO,
+    action_dto,
+    action_result_dto,
+    action_spec,
+)
 from controller.api.state import app_state
 from controller.errors import InvalidInput
+from controller.execution.service import InvokeRequest, Pending
 from controller.names import ActionName
 from controller.services import actions
 
@@ -52,6 +60,39 @@ async def get_action(request: Request) -> Response:
     return json_response(action_dto(action, state.settings.public_api_host))
 
 
+async def execute_action(request: Request) -> Response:
+    """Invoke the action with the body's parameters (merged over its own). Blocking unless
+    `?blocking=false`; 200 on success, 502 for application or developer errors, 500 for
+    internal ones, 202 with the activation id when not (yet) finished."""
+    state = app_state(request)
+    executor = state.require_executor()
+    blocking = query_bool(request, "blocking", True)
+    async with state.transaction() as session:
+        namespace = await org_namespace(request, session)
+        name = ActionName.parse(request.path_params["name"])
+        action = await actions.get_action(session, namespace, name, with_code=False)
+        layers = (await actions.package_parameters(session, namespace, name.package),)
+    body = await read_json(request, state.settings.limits.payload_max_bytes, empty={})
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object of parameters.")
+    outcome = await executor.invoke(
+        InvokeRequest(
+            namespace=namespace,
+            action=action,
+            params=body,
+            layers=layers,
+            blocking=blocking,
+            wait_ms=state.settings.limits.blocking_wait_ms,
+            transaction_id=request_id(request),
+        )
+    )
+    if isinstance(outcome, Pending):
+        return json_response({"activationId": outcome.activation_id}, status=202)
+    activation = outcome.activation
+    status = {0: 200, 1: 502, 2: 502}.get(activation.status_code, 500)
+    return json_response(action_result_dto(action, activation), status=status)
+
+
 async def update_action(request: Request) -> Response:
     state = app_state(request)
     async with state.transaction() as session:
@@ -88,6 +129,11 @@ ENDPOINTS = (
              response=ActionDTO, errors=(400, 401, 403, 404, 409, 413, 415)),
     Endpoint("GET", ENTITY, get_action, "Get an action, with its code", TAG,
              response=ActionDTO, errors=(400, 401, 403, 404)),
+    Endpoint("POST", ENTITY, execute_action,
+             "Execute an action: blocking by default (?blocking=false answers 202)", TAG,
+             response=ActionResultDTO, params=(Param("blocking", "query",
+             "Wait for the result (default true)", "boolean"),),
+             errors=(400, 401, 403, 404, 413, 415, 503)),
     Endpoint("PUT", ENTITY, update_action,
              "Update an action: supplied fields replace, annotations merge, version + 1",
              TAG, request=ActionDTO, response=ActionDTO,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, S
 from controller import messages
 from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
 from controller.domain import Action, EventOfInterest, EventRegistration, KeyValue, Namespace
+from controller.services.activations import Activation
 from controller.services.events import RegistrationSpec
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
@@ -231,4 +232,20 @@ def event_dto(reg: EventRegistration) -> dict[str, Any]:
         ],
         "runtime_action": reg.runtime_action,
         "registration_id": reg.registration_id,
+    }
+
+
+def action_result_dto(action: Action, activation: Activation) -> dict[str, Any]:
+    """ActionResultDTO: the activation of an executed action."""
+    response = {
+        k: v for k, v in activation.response.items() if k in ("status", "success", "result")
+    }
+    return {
+        "name": action.qualified_name,
+        "namespace": activation.namespace,
+        "activationId": activation.activation_id,
+        "annotations": activation.annotations,
+        "duration": activation.duration,
+        "version": activation.version,
+        "response": response,
     }

@@ -1,0 +1,115 @@
+"""Consumes invoker results: one activation record each, then wakes the waiting caller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller.services import activations
+from invoker.protocol import FIELD, RECORDERS_GROUP, Keys, Reply, Result
+
+log = logging.getLogger(__name__)
+
+Transaction = Callable[[], Any]  # an async context manager factory yielding a session
+Notify = Callable[[Result], Awaitable[None]]
+
+CLAIM_IDLE_MS = 30_000
+
+
+class Recorder:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        consumer: str,
+        transaction: Transaction,
+        notify: Notify,
+        *,
+        batch: int = 100,
+        block_ms: int = 1000,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer
+        self.transaction = transaction
+        self.notify = notify
+        self.batch = batch
+        self.block_ms = block_ms
+
+    async def setup(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP
+            await self.redis.xgroup_create(self.keys.results, RECORDERS_GROUP, "0", mkstream=True)
+
+    async def run(self) -> None:
+        await self.setup()
+        await self._consume("0")  # our own unacknowledged results from an earlier life
+        rounds = 0
+        while True:
+            try:
+                handled = await self._consume(">")
+                rounds += 1
+                if not handled or rounds % 50 == 0:
+                    await self._claim_abandoned()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recording results failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _consume(self, start: str) -> int:
+        reply: Any = await self.redis.xreadgroup(
+            RECORDERS_GROUP, self.consumer, {self.keys.results: start},
+            count=self.batch, block=None if start == "0" else self.block_ms,
+        )  # fmt: skip
+        entries = [(eid, f) for _s, msgs in reply or [] for eid, f in msgs if f]
+        await self._record(entries)
+        return len(entries)
+
+    async def _claim_abandoned(self) -> None:
+        """Take over results another (dead) controller read but never acknowledged."""
+        try:
+            claimed_reply: Any = await self.redis.xautoclaim(
+                self.keys.results, RECORDERS_GROUP, self.consumer, CLAIM_IDLE_MS, "0-0",
+                count=self.batch,
+            )  # fmt: skip
+        except RedisError as exc:
+            log.warning("claiming abandoned results failed: %s", exc)
+            return
+        await self._record([(eid, f) for eid, f in claimed_reply[1] if f])
+
+    async def _record(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> None:
+        if not entries:
+            return
+        results = []
+        for _entry_id, fields in entries:
+            try:
+                results.append(Result.decode(fields[FIELD.encode()]))
+            except ValueError as exc:
+                log.error("dropping an undecodable result: %s", exc)
+        async with self.transaction() as session:
+            await self._store(session, results)
+        ids = [eid for eid, _ in entries]
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.keys.results, RECORDERS_GROUP, *ids)
+            pipe.xdel(self.keys.results, *ids)
+            await pipe.execute()
+        for result in results:
+            await self.notify(result)
+
+    async def _store(self, session: AsyncSession, results: list[Result]) -> None:
+        for result in results:
+            await activations.record(session, result)
+
+
+async def publish_reply(redis: Redis, keys: Keys, result: Result) -> None:
+    if result.reply_to:
+        await redis.publish(
+            keys.replies(result.reply_to), Reply(activation_id=result.activation_id).encode()
+        )

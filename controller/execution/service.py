@@ -1,0 +1,208 @@
+"""The executor: accepts invocations, hands them to invokers, and waits for blocking ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from controller.clock import now_ms
+from controller.domain import Action, KeyValue, Namespace
+from controller.errors import InvalidInput
+from controller.execution.dispatch import Dispatcher
+from controller.execution.reaper import reap_forever
+from controller.execution.recorder import Recorder, Transaction, publish_reply
+from controller.execution.waiters import Waiters
+from controller.params import merge
+from controller.runtimes import BLACKBOX_KIND, SEQUENCE_KIND, Manifest
+from controller.services import activations
+from controller.services.activations import Activation
+from invoker.protocol import ActionLimitsMsg, ActionRef, Invocation, Keys, Result
+
+log = logging.getLogger(__name__)
+
+_DB_POLL_S = 5.0
+
+
+def new_controller_id() -> str:
+    return f"{socket.gethostname().split('.')[0]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    namespace: Namespace  # the invoking namespace
+    action: Action  # without code
+    params: dict[str, Any]
+    layers: tuple[tuple[KeyValue, ...], ...] = ()  # package (and binding) parameters
+    blocking: bool = True
+    wait_ms: int = 60_000
+    transaction_id: str = ""
+    cause: str | None = None
+
+
+@dataclass(frozen=True)
+class Completed:
+    activation: Activation
+
+
+@dataclass(frozen=True)
+class Pending:
+    activation_id: str
+
+
+def provides_api_key(action: Action) -> bool:
+    """The API key reaches the action unless `provide-api-key` is set and falsy (§5.4)."""
+    for kv in action.annotations:
+        if kv.key == "provide-api-key":
+            return kv.value is True or kv.value in ("true", "yes")
+    return True
+
+
+def is_final(action: Action) -> bool:
+    return any(kv.key == "final" and kv.value is True for kv in action.annotations)
+
+
+class Executor:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        manifest: Manifest,
+        transaction: Transaction,
+        load_code: Callable[[str], Awaitable[str | None]],
+        *,
+        api_host: str,
+        controller_id: str | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.manifest = manifest
+        self.transaction = transaction
+        self.load_code = load_code
+        self.api_host = api_host
+        self.id = controller_id or new_controller_id()
+        self.dispatcher = Dispatcher(redis, keys)
+        self.waiters = Waiters()
+        self.recorder = Recorder(redis, keys, self.id, transaction, self._notify)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        manifest = {
+            "runtimes": {
+                family: [rt.model_dump(by_alias=True) for rt in runtimes]
+                for family, runtimes in self.manifest.families.items()
+            }
+        }
+        await self.redis.set(self.keys.runtimes, json.dumps(manifest))
+        await self.recorder.setup()
+        self._tasks = [
+            asyncio.create_task(self.recorder.run(), name="recorder"),
+            asyncio.create_task(
+                self.waiters.listen(self.redis, self.keys, self.id), name="replies"
+            ),
+            asyncio.create_task(reap_forever(self.redis, self.keys, self.id), name="reaper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _notify(self, result: Result) -> None:
+        if result.reply_to == self.id:
+            self.waiters.resolve(result.activation_id, result)
+        elif result.reply_to:
+            await publish_reply(self.redis, self.keys, result)
+
+    def image_of(self, action: Action) -> str:
+        if action.exec.kind == BLACKBOX_KIND and action.exec.image:
+            return action.exec.image
+        runtime = self.manifest.get(action.exec.kind)
+        if runtime is None:
+            raise InvalidInput(
+                f"The '{action.exec.kind}' runtime is not available on this platform."
+            )
+        return runtime.image
+
+    def build(self, req: InvokeRequest, activation_id: str) -> Invocation:
+        action = req.action
+        merged = merge([*req.layers, action.parameters], req.params, final=is_final(action))
+        limits = action.limits
+        return Invocation(
+            activation_id=activation_id,
+            transaction_id=req.transaction_id or activation_id,
+            namespace=req.namespace.name,
+            subject=req.namespace.name,
+            action=ActionRef(
+                namespace=action.namespace,
+                package=action.package,
+                name=action.name,
+                version=action.version,
+                kind=action.exec.kind,
+                image=self.image_of(action),
+                main=action.exec.main,
+                binary=action.exec.binary,
+                code_digest=action.code_digest,
+                limits=ActionLimitsMsg(
+                    timeout=limits.timeout,
+                    memory=limits.memory,
+                    logs=limits.logs,
+                    concurrency=limits.concurrency,
+                ),
+            ),
+            params=merged.run,
+            init_env=merged.init_env,
+            api_key=req.namespace.auth if provides_api_key(action) else None,
+            api_host=self.api_host,
+            cause=req.cause,
+            reply_to=self.id if req.blocking else None,
+            accepted_at=now_ms(),
+        )
+
+    async def invoke(self, req: InvokeRequest) -> Completed | Pending:
+        """Accept an invocation. Non-blocking: Pending at once. Blocking: Completed, or
+        Pending if it is still running after `wait_ms` (it completes in the background)."""
+        if req.action.exec.kind == SEQUENCE_KIND:
+            raise InvalidInput("Sequences are invoked through the OpenWhisk API (/api/v1).")
+        activation_id = uuid.uuid4().hex
+        invocation = self.build(req, activation_id)
+        if req.action.code_digest:
+            digest = req.action.code_digest
+            await self.dispatcher.ensure_code(digest, lambda: self.load_code(digest))
+        if not req.blocking:
+            await self.dispatcher.enqueue(invocation)
+            return Pending(activation_id)
+        future = self.waiters.register(activation_id)
+        try:
+            await self.dispatcher.enqueue(invocation)
+            return await self._wait(activation_id, future, req.wait_ms)
+        finally:
+            self.waiters.discard(activation_id)
+
+    async def _wait(
+        self, activation_id: str, future: asyncio.Future[Result | None], wait_ms: int
+    ) -> Completed | Pending:
+        deadline = time.monotonic() + wait_ms / 1000
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(future), min(remaining, _DB_POLL_S))
+            except TimeoutError:
+                result = None  # a lost notification costs at most one poll interval
+            else:
+                if result is not None:
+                    return Completed(activations.from_result(result))
+            async with self.transaction() as session:
+                found = await activations.get(session, activation_id)
+            if found is not None:
+                return Completed(found)
+        return Pending(activation_id)

@@ -1,0 +1,167 @@
+"""Activation records: written once per activation id from invoker results; read back."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controller.db.models import ActivationRow, NamespaceRow
+from invoker.protocol import Outcome, Result
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation as OpenWhisk reports it (shared/spec/openwhisk.md §3.5)."""
+
+    activation_id: str
+    namespace: str
+    name: str
+    subject: str
+    version: str
+    start: int
+    end: int
+    duration: int
+    status_code: int
+    response: dict[str, Any]
+    logs: list[str]
+    annotations: list[dict[str, Any]]
+    cause: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        return list(Outcome)[self.status_code]
+
+    @property
+    def annotation_map(self) -> dict[str, Any]:
+        return {a["key"]: a["value"] for a in self.annotations}
+
+
+def response_of(result: Result) -> dict[str, Any]:
+    size = len(json.dumps(result.result, separators=(",", ":")))
+    return {
+        "status": result.outcome.value,
+        "statusCode": result.outcome.status_code,
+        "success": result.outcome is Outcome.SUCCESS,
+        "result": result.result,
+        "size": size,
+    }
+
+
+def annotations_of(result: Result) -> list[dict[str, Any]]:
+    limits = result.action.limits
+    annotations: list[dict[str, Any]] = [
+        {"key": "path", "value": result.action.path},
+        {"key": "waitTime", "value": result.wait_time},
+        {"key": "kind", "value": result.action.kind},
+        {"key": "timeout", "value": result.timed_out},
+        {
+            "key": "limits",
+            "value": {
+                "timeout": limits.timeout,
+                "memory": limits.memory,
+                "logs": limits.logs,
+                "concurrency": limits.concurrency,
+            },
+        },
+    ]
+    if result.init_time is not None:
+        annotations.append({"key": "initTime", "value": result.init_time})
+    if result.cause:
+        annotations.append({"key": "causedBy", "value": "sequence"})
+    return annotations
+
+
+def from_result(result: Result) -> Activation:
+    """The activation record a result becomes."""
+    return Activation(
+        activation_id=result.activation_id,
+        namespace=result.namespace,
+        name=result.action.name,
+        subject=result.subject,
+        version=result.action.version,
+        start=result.start,
+        end=result.end,
+        duration=max(0, result.end - result.start),
+        status_code=result.outcome.status_code,
+        response=response_of(result),
+        logs=list(result.logs),
+        annotations=annotations_of(result),
+        cause=result.cause,
+    )
+
+
+def _view(row: ActivationRow, namespace: str) -> Activation:
+    return Activation(
+        activation_id=row.activation_id,
+        namespace=namespace,
+        name=row.name,
+        subject=row.subject,
+        version=row.version,
+        start=row.start,
+        end=row.end or 0,
+        duration=row.duration or 0,
+        status_code=row.status_code,
+        response=row.response,
+        logs=list(row.logs or []),
+        annotations=list(row.annotations or []),
+        cause=row.cause,
+    )
+
+
+async def record(session: AsyncSession, result: Result) -> Activation | None:
+    """Store the activation of `result` unless it is stored already (redelivered results are
+    recorded once). Returns None when the invoking namespace no longer exists."""
+    namespace_id = await session.scalar(
+        select(NamespaceRow.id).where(NamespaceRow.name == result.namespace)
+    )
+    if namespace_id is None:
+        log.warning(
+            "dropping activation %s: namespace %s is gone", result.activation_id, result.namespace
+        )
+        return None
+    activation = from_result(result)
+    row = ActivationRow(
+        activation_id=activation.activation_id,
+        namespace_id=namespace_id,
+        name=activation.name,
+        path=result.action.path,
+        subject=activation.subject,
+        version=activation.version,
+        publish=False,
+        start=activation.start,
+        end=activation.end,
+        duration=activation.duration,
+        status_code=activation.status_code,
+        response=activation.response,
+        logs=activation.logs,
+        annotations=activation.annotations,
+        cause=activation.cause,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return await get(session, result.activation_id)
+    return activation
+
+
+async def get(session: AsyncSession, activation_id: str) -> Activation | None:
+    found = (
+        await session.execute(
+            select(ActivationRow, NamespaceRow.name)
+            .join(NamespaceRow, NamespaceRow.id == ActivationRow.namespace_id)
+            .where(ActivationRow.activation_id == activation_id)
+        )
+    ).first()
+    if found is None:
+        return None
+    row, namespace = found
+    return _view(row, namespace)

@@ -1,0 +1,404 @@
+"""The controller/invoker contract: message types, their JSON encoding, Redis keys and the
+scripts that move an invocation between states. Both sides import this module and nothing
+else of each other. It depends on the standard library and pydantic only.
+
+Life of an invocation in Redis
+------------------------------
+1. The controller stores the action's code under `code(digest)` (if absent) and appends an
+   `Invocation` to its chosen invoker's queue stream `queue(invoker)`.
+2. The invoker reads it through the consumer group `INVOKER_GROUP`, then runs `CLAIM_SCRIPT`:
+   the entry still being in the stream, it is marked in `running(invoker)` and may start. An
+   entry the reaper already moved is skipped.
+3. When done, the invoker runs `COMPLETE_SCRIPT`: only if the entry is still in its stream, it is
+   deleted and the `Result` is appended to `results` -- atomically, so a result and a
+   redelivery can never both happen.
+4. Controllers read `results` through the consumer group `RECORDERS_GROUP`, write exactly one
+   activation record per activation id, acknowledge, and wake the blocking caller (through
+   `replies(controller)` when the caller waits in another controller).
+5. An invoker whose `alive(invoker)` key expired is dead. A controller takes `reaper_lock` and
+   runs `MOVE_SCRIPT` for each entry of the dead queue: not started -> appended to a live
+   invoker's queue; started -> an internal-error `Result` appended to `results`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+INVOKER_GROUP = "invoker"
+RECORDERS_GROUP = "recorders"
+# Stream entries carry one field holding the JSON message.
+FIELD = "m"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key Homerun uses, under one prefix (tests use a private one)."""
+
+    prefix: str = "homerun"
+
+    @property
+    def invokers(self) -> str:
+        """Hash: invoker id -> `InvokerInfo` JSON (registration; liveness is `alive`)."""
+        return f"{self.prefix}:invokers"
+
+    @property
+    def results(self) -> str:
+        """Stream of `Result` messages, consumed by the controllers' recorders."""
+        return f"{self.prefix}:results"
+
+    def queue(self, invoker_id: str) -> str:
+        """Stream of `Invocation` messages for one invoker."""
+        return f"{self.prefix}:invoker:{invoker_id}:queue"
+
+    def running(self, invoker_id: str) -> str:
+        """Hash: activation id -> queue entry id, for invocations that have started."""
+        return f"{self.prefix}:invoker:{invoker_id}:running"
+
+    def alive(self, invoker_id: str) -> str:
+        """Key with a TTL, refreshed by the invoker's heartbeat."""
+        return f"{self.prefix}:invoker:{invoker_id}:alive"
+
+    def reaper_lock(self, invoker_id: str) -> str:
+        return f"{self.prefix}:invoker:{invoker_id}:reaping"
+
+    def code(self, digest: str) -> str:
+        """String: action code by sha256 digest."""
+        return f"{self.prefix}:code:{digest}"
+
+    def replies(self, controller_id: str) -> str:
+        """Pub/sub channel announcing recorded activations to the controller that waits."""
+        return f"{self.prefix}:replies:{controller_id}"
+
+    @property
+    def runtimes(self) -> str:
+        """String: the runtimes manifest JSON, published by the controllers at start-up."""
+        return f"{self.prefix}:runtimes"
+
+    def throttle(self, name: str) -> str:
+        return f"{self.prefix}:throttle:{name}"
+
+
+class Outcome(enum.StrEnum):
+    """How an activation ended; the value is OpenWhisk's `response.status`."""
+
+    SUCCESS = "success"
+    APPLICATION_ERROR = "application error"
+    DEVELOPER_ERROR = "action developer error"
+    INTERNAL_ERROR = "whisk internal error"
+
+    @property
+    def status_code(self) -> int:
+        """OpenWhisk's numeric `statusCode` (0..3)."""
+        return list(Outcome).index(self)
+
+    @property
+    def keeps_container(self) -> bool:
+        """Success and application errors leave the container warm; others destroy it."""
+        return self in (Outcome.SUCCESS, Outcome.APPLICATION_ERROR)
+
+
+class Reason(enum.StrEnum):
+    """Why an activation failed, when it did (for annotations, metrics and tests)."""
+
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    INIT_FAILED = "init_failed"
+    CRASHED = "crashed"
+    BAD_RESULT = "bad_result"
+    RESULT_TOO_LARGE = "result_too_large"
+    PROVISION_FAILED = "provision_failed"
+    ABANDONED = "abandoned"
+    INTERNAL = "internal"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    def encode(self) -> str:
+        return self.model_dump_json()
+
+
+class ActionLimitsMsg(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    timeout: int
+    memory: int
+    logs: int
+    concurrency: int = 1
+
+
+class ActionRef(BaseModel):
+    """The action as the invoker needs it. `version` and `code_digest` identify it: two
+    versions never share a container."""
+
+    model_config = ConfigDict(frozen=True)
+    namespace: str
+    package: str = ""
+    name: str
+    version: str
+    kind: str
+    image: str
+    main: str | None = None
+    binary: bool = False
+    code_digest: str | None = None
+    limits: ActionLimitsMsg
+
+    @property
+    def path(self) -> str:
+        """`namespace/[package/]name`."""
+        middle = f"{self.package}/" if self.package else ""
+        return f"{self.namespace}/{middle}{self.name}"
+
+    @property
+    def fully_qualified(self) -> str:
+        """`/namespace/[package/]name`, as `__OW_ACTION_NAME` spells it."""
+        return "/" + self.path
+
+
+class Invocation(_Message):
+    """One accepted invocation, from a controller to an invoker."""
+
+    v: int = SCHEMA_VERSION
+    activation_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    transaction_id: str
+    namespace: str  # the invoking namespace: records and `__OW_NAMESPACE`
+    subject: str
+    action: ActionRef
+    params: dict[str, Any] | list[Any]
+    init_env: dict[str, str] = Field(default_factory=dict)
+    api_key: str | None = None
+    api_host: str
+    cause: str | None = None
+    reply_to: str | None = None
+    accepted_at: int  # epoch ms when the controller accepted it (waitTime starts here)
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> Invocation:
+        return cls.model_validate_json(raw)
+
+
+class Result(_Message):
+    """The outcome of one invocation, from an invoker (or the reaper) to the recorders."""
+
+    v: int = SCHEMA_VERSION
+    activation_id: str
+    namespace: str
+    subject: str
+    action: ActionRef
+    cause: str | None = None
+    reply_to: str | None = None
+    outcome: Outcome
+    reason: Reason | None = None
+    result: dict[str, Any] | list[Any]
+    start: int
+    end: int
+    wait_time: int
+    init_time: int | None = None
+    logs: list[str] = Field(default_factory=list)
+    invoker: str = ""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.reason is Reason.TIMEOUT
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> Result:
+        return cls.model_validate_json(raw)
+
+    @classmethod
+    def failure(
+        cls,
+        invocation: Invocation,
+        outcome: Outcome,
+        reason: Reason,
+        message: str,
+        *,
+        start: int,
+        end: int,
+        invoker: str,
+        logs: list[str] | None = None,
+    ) -> Result:
+        """A result that carries only an error message, as `{"error": message}`."""
+        return cls(
+            activation_id=invocation.activation_id,
+            namespace=invocation.namespace,
+            subject=invocation.subject,
+            action=invocation.action,
+            cause=invocation.cause,
+            reply_to=invocation.reply_to,
+            outcome=outcome,
+            reason=reason,
+            result={"error": message},
+            start=start,
+            end=end,
+            wait_time=max(0, start - invocation.accepted_at),
+            logs=logs or [],
+            invoker=invoker,
+        )
+
+
+class InvokerInfo(_Message):
+    """An invoker's registration and capacity, refreshed with every heartbeat."""
+
+    v: int = SCHEMA_VERSION
+    id: str
+    slots: int  # concurrent activations it runs at most
+    memory_mb: int  # memory budget for containers
+    sandbox: str
+    started: int
+    heartbeat: int
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> InvokerInfo:
+        return cls.model_validate_json(raw)
+
+
+class StemCell(BaseModel):
+    """Prewarmed containers to keep for one kind and memory size."""
+
+    kind: str
+    image: str
+    memory: int
+    count: int
+
+
+def stem_cells_of(manifest: dict[str, Any]) -> list[StemCell]:
+    """The stem cells a runtimes manifest (as published under `Keys.runtimes`) asks for."""
+    cells = []
+    for runtimes in manifest.get("runtimes", {}).values():
+        for rt in runtimes:
+            for cell in rt.get("stemCells", []):
+                cells.append(
+                    StemCell(
+                        kind=rt["kind"],
+                        image=rt["image"],
+                        memory=cell["memory"],
+                        count=cell["count"],
+                    )
+                )
+    return cells
+
+
+class Reply(_Message):
+    """Published on `replies(controller)` once an activation is recorded."""
+
+    activation_id: str
+
+
+def decode_json(raw: str | bytes) -> Any:
+    return json.loads(raw)
+
+
+# Scripts. KEYS and ARGV are documented on each; all return 1 on success, 0 otherwise.
+
+CLAIM_SCRIPT = """
+-- KEYS[1] queue stream, KEYS[2] running hash; ARGV[1] entry id, ARGV[2] activation id
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+COMPLETE_SCRIPT = """
+-- KEYS[1] queue stream, KEYS[2] running hash, KEYS[3] results stream
+-- ARGV[1] entry id, ARGV[2] activation id, ARGV[3] result JSON, ARGV[4] group, ARGV[5] field
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[3])
+return 1
+"""
+
+MOVE_SCRIPT = """
+-- KEYS[1] dead queue stream, KEYS[2] target stream (a live queue, or results)
+-- ARGV[1] entry id, ARGV[2] message JSON, ARGV[3] field
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[2])
+return 1
+"""
+
+
+# Operations on the shared state, used by both sides. `redis` is a `redis.asyncio.Redis`
+# (typed loosely: this module does not import the client).
+
+
+async def live_invokers(redis: Any, keys: Keys) -> list[InvokerInfo]:
+    """Registered invokers whose heartbeat has not expired, ordered by id."""
+    registered = await redis.hgetall(keys.invokers)
+    infos = sorted(
+        (InvokerInfo.decode(raw) for raw in registered.values()), key=lambda info: info.id
+    )
+    if not infos:
+        return []
+    flags = await redis.exists(*[keys.alive(info.id) for info in infos])
+    if flags == len(infos):
+        return infos
+    alive = []
+    for info in infos:
+        if await redis.exists(keys.alive(info.id)):
+            alive.append(info)
+    return alive
+
+
+async def dead_invokers(redis: Any, keys: Keys) -> list[str]:
+    registered = await redis.hkeys(keys.invokers)
+    dead = []
+    for raw in registered:
+        invoker_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not await redis.exists(keys.alive(invoker_id)):
+            dead.append(invoker_id)
+    return sorted(dead)
+
+
+async def reap_queue(
+    redis: Any,
+    keys: Keys,
+    dead_id: str,
+    live_ids: list[str],
+    now_ms: int,
+    message: str = "The action did not produce a valid response and exited unexpectedly.",
+) -> tuple[int, int]:
+    """Empty the queue of a dead (or departing) invoker: entries that never started go to the
+    live invoker with the shortest queue; entries that started become internal-error results.
+    Returns (redelivered, failed). Entries stay put when no live invoker exists."""
+    queue = keys.queue(dead_id)
+    running = await redis.hgetall(keys.running(dead_id))
+    started = {(v.decode() if isinstance(v, bytes) else str(v)) for v in running.values()}
+    move = redis.register_script(MOVE_SCRIPT)
+    redelivered = failed = 0
+    entries = await redis.xrange(queue, "-", "+")
+    for raw_id, fields in entries:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        raw = fields.get(FIELD.encode(), fields.get(FIELD))
+        invocation = Invocation.decode(raw)
+        if entry_id in started:
+            result = Result.failure(
+                invocation, Outcome.INTERNAL_ERROR, Reason.ABANDONED, message,
+                start=now_ms, end=now_ms, invoker=dead_id,
+            )  # fmt: skip
+            failed += await move(
+                keys=[queue, keys.results], args=[entry_id, result.encode(), FIELD]
+            )
+            continue
+        if not live_ids:
+            continue
+        lengths = [await redis.xlen(keys.queue(i)) for i in live_ids]
+        target = live_ids[lengths.index(min(lengths))]
+        redelivered += await move(
+            keys=[queue, keys.queue(target)], args=[entry_id, invocation.encode(), FIELD]
+        )
+    return redelivered, failed
+
+
+async def forget_invoker(redis: Any, keys: Keys, invoker_id: str) -> bool:
+    """Remove a dead invoker's registration once its queue is empty."""
+    if await redis.xlen(keys.queue(invoker_id)):
+        return False
+    await redis.delete(keys.queue(invoker_id), keys.running(invoker_id))
+    await redis.hdel(keys.invokers, invoker_id)
+    return True

@@ -1,0 +1,68 @@
+"""HTTP to an action proxy over its unix socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from invoker.sandbox import Exchange, ProvisionError
+
+_BASE = "http://action"
+
+
+class ProxyClient:
+    """One keep-alive connection pool per container."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
+            base_url=_BASE,
+            timeout=None,
+        )
+
+    async def post(self, path: str, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        started = time.monotonic()
+        try:
+            response = await asyncio.wait_for(
+                self._http.post(path, content=body, headers={"content-type": "application/json"}),
+                timeout_s,
+            )
+        except TimeoutError:
+            return Exchange(None, b"", _ms_since(started), timed_out=True)
+        except httpx.HTTPError:
+            return Exchange(None, b"", _ms_since(started))
+        return Exchange(response.status_code, response.content, _ms_since(started))
+
+    async def wait_ready(self, timeout_s: float, alive: Any = None) -> None:
+        """Poll `GET /health` until the proxy answers; ProvisionError after `timeout_s`.
+
+        `alive`, if given, is a callable returning False once the container has died."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.002
+        while time.monotonic() < deadline:
+            if alive is not None and not alive():
+                raise ProvisionError("the action container exited during start-up")
+            if self.socket_path.exists():
+                try:
+                    response = await self._http.get("/health", timeout=1.0)
+                    if response.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        raise ProvisionError(f"the action proxy did not answer within {timeout_s:.0f} s")
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

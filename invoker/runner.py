@@ -1,0 +1,180 @@
+"""Runs one invocation in a pooled container and turns whatever happens into a Result.
+`execute` never raises: every failure becomes a recorded outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from invoker import messages
+from invoker.classify import Classified, classify_init, classify_run
+from invoker.codecache import CodeCache, CodeMissing
+from invoker.logs import DEVELOPER_ERROR_LINE, LogCollection, format_line, timestamp
+from invoker.pool import ContainerPool, Slot, WarmKey
+from invoker.protocol import Invocation, Outcome, Reason, Result
+from invoker.sandbox import Container, ContainerSpec, ProvisionError
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def context_env(inv: Invocation, deadline: int) -> dict[str, str]:
+    """The `__OW_*` context of an activation (spec §6.1)."""
+    env = {
+        "__OW_NAMESPACE": inv.namespace,
+        "__OW_ACTION_NAME": inv.action.fully_qualified,
+        "__OW_ACTION_VERSION": inv.action.version,
+        "__OW_ACTIVATION_ID": inv.activation_id,
+        "__OW_TRANSACTION_ID": inv.transaction_id,
+        "__OW_DEADLINE": str(deadline),
+    }
+    if inv.api_key:
+        env["__OW_API_KEY"] = inv.api_key
+    return env
+
+
+def run_payload(inv: Invocation, deadline: int) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "value": inv.params,
+        "namespace": inv.namespace,
+        "action_name": inv.action.fully_qualified,
+        "action_version": inv.action.version,
+        "activation_id": inv.activation_id,
+        "transaction_id": inv.transaction_id,
+        "deadline": str(deadline),
+    }
+    if inv.api_key:
+        payload["api_key"] = inv.api_key
+    return payload
+
+
+def warm_key(inv: Invocation) -> WarmKey:
+    a = inv.action
+    return WarmKey(inv.namespace, a.path, a.version, a.code_digest, a.kind, a.limits.memory)
+
+
+class Runner:
+    def __init__(
+        self,
+        pool: ContainerPool,
+        code: CodeCache,
+        invoker_id: str,
+        *,
+        result_limit_bytes: int = MB,
+        log_wait_s: float = 2.0,
+    ) -> None:
+        self.pool = pool
+        self.code = code
+        self.invoker_id = invoker_id
+        self.result_limit_bytes = result_limit_bytes
+        self.log_wait_s = log_wait_s
+
+    async def execute(self, inv: Invocation) -> Result:
+        started = now_ms()
+        try:
+            return await self._execute(inv)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("activation %s failed inside the invoker", inv.activation_id)
+            return Result.failure(
+                inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, messages.RUN_EXITED,
+                start=started, end=now_ms(), invoker=self.invoker_id,
+            )  # fmt: skip
+
+    def _failure(self, inv: Invocation, reason: Reason, message: str, start: int) -> Result:
+        return Result.failure(
+            inv, Outcome.INTERNAL_ERROR, reason, message,
+            start=start, end=now_ms(), invoker=self.invoker_id,
+        )  # fmt: skip
+
+    async def _execute(self, inv: Invocation) -> Result:
+        action = inv.action
+        spec = ContainerSpec(
+            action.kind, action.image, action.limits.memory, name=action.name,
+            env={"__OW_API_HOST": inv.api_host},
+        )  # fmt: skip
+        try:
+            code = await self.code.get(action.code_digest) if action.code_digest else None
+        except CodeMissing:
+            return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
+        try:
+            slot, warm = await self.pool.acquire(warm_key(inv), spec)
+        except ProvisionError as exc:
+            log.warning("activation %s: %s", inv.activation_id, exc)
+            return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
+        try:
+            return await self._in_container(inv, slot, warm, code)
+        except BaseException:
+            await asyncio.shield(self.pool.discard(slot))
+            raise
+
+    async def _in_container(
+        self, inv: Invocation, slot: Slot, warm: bool, code: str | None
+    ) -> Result:
+        container = slot.container
+        timeout_ms = inv.action.limits.timeout
+        start = now_ms()
+        deadline = start + timeout_ms
+        init_time: int | None = None
+        if not warm:
+            init = {
+                "name": inv.action.name,
+                "main": inv.action.main or "main",
+                "code": code,
+                "binary": inv.action.binary,
+                "env": {**inv.init_env, **context_env(inv, deadline)},
+            }
+            exchange = await container.init({"value": init}, timeout_ms / 1000)
+            init_time = exchange.elapsed_ms
+            oom = exchange.status is None and await container.was_oom_killed()
+            failed = classify_init(exchange, timeout_ms, oom=oom)
+            if failed is not None:
+                return await self._finish(inv, slot, failed, start, init_time)
+        exchange = await container.run(run_payload(inv, deadline), timeout_ms / 1000)
+        oom = exchange.status is None and await container.was_oom_killed()
+        classified = classify_run(exchange, timeout_ms, self.result_limit_bytes, oom=oom)
+        return await self._finish(inv, slot, classified, start, init_time)
+
+    async def _finish(
+        self, inv: Invocation, slot: Slot, c: Classified, start: int, init_time: int | None
+    ) -> Result:
+        keep = c.outcome.keeps_container
+        logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
+        if c.outcome is Outcome.DEVELOPER_ERROR:
+            logs.lines.append(format_line(timestamp(), "stderr", DEVELOPER_ERROR_LINE))
+        end = now_ms()
+        if keep and logs.complete:
+            await self.pool.release(slot)
+        else:
+            await self.pool.discard(slot)
+        return Result(
+            activation_id=inv.activation_id,
+            namespace=inv.namespace,
+            subject=inv.subject,
+            action=inv.action,
+            cause=inv.cause,
+            reply_to=inv.reply_to,
+            outcome=c.outcome,
+            reason=c.reason,
+            result=c.result,
+            start=start,
+            end=end,
+            wait_time=max(0, start - inv.accepted_at),
+            init_time=init_time,
+            logs=logs.lines,
+            invoker=self.invoker_id,
+        )
+
+    async def _logs(self, container: Container, limit: int, *, wait: bool) -> LogCollection:
+        collection = await container.collect_logs(limit, self.log_wait_s if wait else 0.2)
+        if limit == 0:
+            collection.lines = []
+        return collection

@@ -1,0 +1,69 @@
+"""The sandbox interface: where action containers come from. `docker` and `process` implement
+it; one behaviour suite (tests/invoker/test_sandboxes.py) runs against both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from invoker.logs import LogCollection
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to start: an image (or runtime kind) with a memory limit."""
+
+    kind: str
+    image: str
+    memory_mb: int
+    name: str  # a readable hint; implementations make it unique
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP exchange with the proxy. `status` is None when the connection dropped."""
+
+    status: int | None
+    body: bytes
+    elapsed_ms: int
+    timed_out: bool = False
+
+
+class ProvisionError(Exception):
+    """A container could not be started."""
+
+
+class Container(Protocol):
+    """A started action container, reached through its proxy's HTTP protocol."""
+
+    id: str
+    spec: ContainerSpec
+
+    async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        """POST /init."""
+
+    async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        """POST /run."""
+
+    async def collect_logs(self, limit_bytes: int, wait_s: float) -> LogCollection:
+        """The log lines written since the last collection, up to the sentinels."""
+
+    async def was_oom_killed(self) -> bool:
+        """Whether the container was killed for exceeding its memory limit."""
+
+    async def destroy(self) -> None:
+        """Stop and remove the container; safe to call twice."""
+
+
+class Sandbox(Protocol):
+    """A factory of containers."""
+
+    name: str
+    isolates: bool  # False for the process sandbox: it does not isolate actions
+
+    async def start(self, spec: ContainerSpec) -> Container:
+        """Start a container and wait until its proxy answers; ProvisionError otherwise."""
+
+    async def close(self) -> None:
+        """Release the sandbox's own resources (containers are destroyed by the pool)."""

@@ -1,0 +1,58 @@
+"""Typed invoker settings, from `HOMERUN_INVOKER_*` (and `HOMERUN_REDIS_URL`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InvokerConfigError(Exception):
+    """Invalid invoker configuration; the message names the variable."""
+
+
+def _default_id() -> str:
+    return socket.gethostname().split(".")[0] or f"invoker-{os.getpid()}"
+
+
+class InvokerSettings(BaseSettings):
+    """How an invoker runs. `sandbox=auto` picks docker when an engine answers, else process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HOMERUN_INVOKER_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    id: str = Field(default_factory=_default_id, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="HOMERUN_REDIS_URL")
+    key_prefix: str = Field("homerun", validation_alias="HOMERUN_KEY_PREFIX")
+    sandbox: Literal["auto", "docker", "process"] = "auto"
+    slots: int = Field(16, ge=1, le=4096)
+    memory_mb: int = Field(2048, ge=128)
+    idle_timeout_s: float = Field(600.0, gt=0)
+    heartbeat_s: float = Field(1.0, gt=0)
+    alive_ttl_s: float = Field(5.0, gt=0)
+    drain_timeout_s: float = Field(60.0, ge=0)
+    work_dir: Path = Path("/tmp/homerun-invoker")
+    network: bool = False
+    pids_limit: int = Field(256, ge=16)
+    prewarm: bool = True
+
+
+def load_invoker_settings(**overrides: object) -> InvokerSettings:
+    try:
+        return InvokerSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            info = InvokerSettings.model_fields.get(field)
+            alias = info.validation_alias if info else None
+            name = alias if isinstance(alias, str) else f"HOMERUN_INVOKER_{field.upper()}"
+            lines.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise InvokerConfigError(
+            "invalid invoker configuration:\n  " + "\n  ".join(lines)
+        ) from None

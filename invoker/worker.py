@@ -1,0 +1,264 @@
+"""The invoker's worker: reads its queue, runs invocations within a concurrency bound,
+heartbeats its capacity, drains on SIGTERM. Constructed from arguments only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from invoker import messages
+from invoker.pool import ContainerPool, StemCellSpec
+from invoker.protocol import (
+    CLAIM_SCRIPT,
+    COMPLETE_SCRIPT,
+    FIELD,
+    INVOKER_GROUP,
+    Invocation,
+    InvokerInfo,
+    Keys,
+    Outcome,
+    Reason,
+    Result,
+    live_invokers,
+    reap_queue,
+    stem_cells_of,
+)
+from invoker.runner import Runner, now_ms
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        invoker_id: str,
+        runner: Runner,
+        pool: ContainerPool,
+        *,
+        slots: int = 16,
+        memory_mb: int = 2048,
+        heartbeat_s: float = 1.0,
+        alive_ttl_s: float = 5.0,
+        drain_timeout_s: float = 60.0,
+        block_ms: int = 500,
+        prewarm: bool = True,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.id = invoker_id
+        self.runner = runner
+        self.pool = pool
+        self.slots = slots
+        self.memory_mb = memory_mb
+        self.heartbeat_s = heartbeat_s
+        self.alive_ttl_s = alive_ttl_s
+        self.drain_timeout_s = drain_timeout_s
+        self.block_ms = block_ms
+        self.prewarm = prewarm
+        self.started = now_ms()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._claim = redis.register_script(CLAIM_SCRIPT)
+        self._complete = redis.register_script(COMPLETE_SCRIPT)
+        self.completed = 0
+        self._prewarming: asyncio.Task[None] | None = None
+
+    # Lifecycle.
+
+    async def startup(self) -> None:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+            await self.redis.xgroup_create(
+                self.keys.queue(self.id), INVOKER_GROUP, "0", mkstream=True
+            )
+        await self._heartbeat_once()
+        if self.prewarm:
+            await self._prewarm()
+
+    async def _prewarm(self) -> None:
+        raw = await self.redis.get(self.keys.runtimes)
+        if raw is None:
+            return
+        cells = stem_cells_of(json.loads(raw))
+        self.pool.stem_cells = tuple(
+            StemCellSpec(c.kind, c.image, c.memory, c.count) for c in cells
+        )
+        self._prewarming = asyncio.create_task(self.pool.prewarm())
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Serve until `stop()`; with `burst`, stop once the queue is empty and idle."""
+        await self.startup()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            await self._recover_pending()
+            await self._serve(burst)
+            await self._drain()
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await self._depart()
+
+    def stop(self) -> None:
+        """Stop taking work; running invocations finish (up to the drain timeout)."""
+        self._stopping.set()
+
+    async def _serve(self, burst: bool) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                free = self.slots - len(self._tasks)
+                if free <= 0:
+                    await asyncio.wait([stop, *self._tasks], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                entries = await self._read(">", free)
+                if not entries and burst and not self._tasks:
+                    return
+                for entry_id, raw in entries:
+                    self._spawn(entry_id, raw)
+        finally:
+            stop.cancel()
+
+    async def _read(self, start: str, count: int) -> list[tuple[str, bytes]]:
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                INVOKER_GROUP, self.id, {self.keys.queue(self.id): start},
+                count=count, block=None if start == "0" else self.block_ms,
+            )  # fmt: skip
+        except RedisError as exc:
+            log.warning("reading the queue failed: %s", exc)
+            await asyncio.sleep(0.5)
+            return []
+        entries = []
+        for _stream, messages_ in reply or []:
+            for entry_id, fields in messages_:
+                if fields:  # a deleted entry still pending shows with no fields
+                    entries.append((_str(entry_id), fields[FIELD.encode()]))
+        return entries
+
+    def _spawn(self, entry_id: str, raw: bytes) -> None:
+        task = asyncio.create_task(self._handle(entry_id, raw))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recover_pending(self) -> None:
+        """Entries delivered to an earlier life of this invoker id: those that had started
+        are recorded as lost, the others run now."""
+        running = await self.redis.hgetall(self.keys.running(self.id))
+        started = {_str(v) for v in running.values()}
+        for entry_id, raw in await self._read("0", 10_000):
+            if entry_id in started:
+                inv = Invocation.decode(raw)
+                result = Result.failure(
+                    inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,
+                    start=now_ms(), end=now_ms(), invoker=self.id,
+                )  # fmt: skip
+                await self._publish(entry_id, inv.activation_id, result)
+            else:
+                self._spawn(entry_id, raw)
+
+    async def _drain(self) -> None:
+        if self._tasks:
+            log.info("draining %d running activations", len(self._tasks))
+            _, pending = await asyncio.wait(self._tasks, timeout=self.drain_timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _depart(self) -> None:
+        """Hand queued work to live invokers, then deregister (when nothing is left)."""
+        try:
+            await self.redis.delete(self.keys.alive(self.id))
+            others = [i.id for i in await live_invokers(self.redis, self.keys) if i.id != self.id]
+            await reap_queue(self.redis, self.keys, self.id, others, now_ms())
+            if not await self.redis.xlen(self.keys.queue(self.id)):
+                await self.redis.hdel(self.keys.invokers, self.id)
+                await self.redis.delete(self.keys.queue(self.id), self.keys.running(self.id))
+        except RedisError as exc:
+            log.warning("could not hand over queued work: %s", exc)
+        await self.pool.close()
+
+    # One invocation.
+
+    async def _handle(self, entry_id: str, raw: bytes) -> None:
+        try:
+            inv = Invocation.decode(raw)
+        except ValueError as exc:
+            log.error("dropping an undecodable queue entry %s: %s", entry_id, exc)
+            await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
+            await self.redis.xdel(self.keys.queue(self.id), entry_id)
+            return
+        claimed = await self._claim(
+            keys=[self.keys.queue(self.id), self.keys.running(self.id)],
+            args=[entry_id, inv.activation_id],
+        )
+        if not claimed:  # the reaper moved it elsewhere
+            await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
+            return
+        try:
+            result = await self.runner.execute(inv)
+        except asyncio.CancelledError:
+            result = Result.failure(
+                inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,
+                start=now_ms(), end=now_ms(), invoker=self.id,
+            )  # fmt: skip
+            await asyncio.shield(self._publish(entry_id, inv.activation_id, result))
+            raise
+        await asyncio.shield(self._publish(entry_id, inv.activation_id, result))
+        self.completed += 1
+
+    async def _publish(self, entry_id: str, activation_id: str, result: Result) -> None:
+        """Complete the entry and append the result, retrying through Redis hiccups."""
+        keys = [self.keys.queue(self.id), self.keys.running(self.id), self.keys.results]
+        args = [entry_id, activation_id, result.encode(), INVOKER_GROUP, FIELD]
+        for attempt in range(20):
+            try:
+                await self._complete(keys=keys, args=args)
+                return
+            except RedisError as exc:
+                log.warning(
+                    "publishing %s failed (attempt %d): %s", activation_id, attempt + 1, exc
+                )
+                await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
+        log.error("giving up publishing the result of %s", activation_id)
+
+    # Heartbeat.
+
+    def info(self) -> InvokerInfo:
+        return InvokerInfo(
+            id=self.id,
+            slots=self.slots,
+            memory_mb=self.memory_mb,
+            sandbox=self.pool.sandbox.name,
+            started=self.started,
+            heartbeat=now_ms(),
+        )
+
+    async def _heartbeat_once(self) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.alive(self.id), "1", px=int(self.alive_ttl_s * 1000))
+            pipe.hset(self.keys.invokers, self.id, self.info().encode())
+            await pipe.execute()
+
+    async def _heartbeat(self) -> None:
+        last_eviction = time.monotonic()
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self._heartbeat_once()
+            except RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            if time.monotonic() - last_eviction > 10:
+                last_eviction = time.monotonic()
+                await self.pool.evict_idle()
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
