@@ -66,7 +66,7 @@ def bump_version(version: str) -> str:
 
 
 def parse_version(version: str) -> tuple[int, int, int]:
-    match = _SEMVER.match(version)
+    match = _SEMVER.fullmatch(version)
     if not match or version == "0.0.0":
         raise InvalidInput(f"version '{version}' is not a semantic version such as 0.0.1")
     return int(match[1]), int(match[2]), int(match[3])
@@ -75,7 +75,8 @@ def parse_version(version: str) -> tuple[int, int, int]:
 def kv_size(pairs: Iterable[KeyValue]) -> int:
     """OpenWhisk's size: the sum of key bytes and compact-JSON value bytes."""
     return sum(
-        len(kv.key.encode()) + len(json.dumps(kv.value, separators=(",", ":")).encode())
+        len(kv.key.encode())
+        + len(json.dumps(kv.value, separators=(",", ":"), ensure_ascii=False).encode())
         for kv in pairs
     )
 

@@ -57,7 +57,9 @@ class SystemLimits(BaseModel):
                     f"and {name}_max {high}"
                 )
         if not 1 <= self.list_default <= self.list_max:
-            raise ValueError("list_default must lie within 1 and list_max")
+            raise ValueError(
+                f"list_default {self.list_default} must lie within 1 and list_max {self.list_max}"
+            )
         return self
 
     @property

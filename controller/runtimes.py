@@ -96,8 +96,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
     source = path or DEFAULT_MANIFEST
     try:
         data = _ManifestFile.model_validate(json.loads(source.read_text()))
+        manifest = Manifest({family: tuple(rts) for family, rts in data.runtimes.items()})
+        _ = manifest.default_kind  # fail at load when no default exists
     except (OSError, ValueError, ValidationError) as exc:
         raise ValueError(f"runtimes manifest {source}: {exc}") from exc
-    manifest = Manifest({family: tuple(rts) for family, rts in data.runtimes.items()})
-    _ = manifest.default_kind  # fail at load when no default exists
     return manifest

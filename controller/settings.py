@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from controller.db.engine import async_url
 from controller.limits import SystemLimits
 
 ENV_PREFIX = "HOMERUN_"
@@ -47,6 +49,13 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     limits: SystemLimits = Field(default_factory=SystemLimits)
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value:
+            async_url(value)  # raises ValueError naming what is wrong
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -66,6 +75,19 @@ def variable_name(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + NESTED_DELIMITER.join(str(part).upper() for part in loc)
 
 
+def _field_of(loc: tuple[int | str, ...], message: str) -> tuple[int | str, ...]:
+    """Cross-field checks of the limits name the limits involved in their message: point the
+    error at the variable of one of them rather than at the whole group."""
+    if loc == ("limits",):
+        named = [w for w in message.split() if w in SystemLimits.model_fields]
+        for field in named:  # prefer the limit the operator actually set
+            if variable_name(("limits", field)) in os.environ:
+                return ("limits", field)
+        if named:
+            return ("limits", named[0])
+    return loc
+
+
 def load_settings(**overrides: object) -> Settings:
     """Parse settings from the process environment; `overrides` win over it.
 
@@ -75,7 +97,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = [
-            f"{variable_name(err['loc'])}: {err['msg']} (got {err.get('input')!r})"
+            f"{variable_name(_field_of(err['loc'], err['msg']))}: {err['msg']}"
+            f" (got {err.get('input')!r})"
             for err in exc.errors()
         ]
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -65,3 +65,25 @@ ensure_redis() {
   for _ in $(seq 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 1; done
   log "Redis did not start"; return 1
 }
+
+ensure_docker() {
+  # A reachable Docker engine: installs Debian's docker.io when dockerd is missing and starts
+  # dockerd in the background (log in /var/log/homerun-dockerd.log) unless an engine answers.
+  command -v dockerd >/dev/null || apt_install docker.io
+  docker info >/dev/null 2>&1 && return 0
+  local pid
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    log "starting dockerd (log: /var/log/homerun-dockerd.log)"
+    setsid -f dockerd </dev/null >>/var/log/homerun-dockerd.log 2>&1
+  fi
+  for _ in $(seq 60); do docker info >/dev/null 2>&1 && return 0; sleep 1; done
+  log "the Docker engine did not start within 60 s; see /var/log/homerun-dockerd.log"
+  return 1
+}
+
+ensure_runtime_images() {
+  # The action runtime images (homerun/action-*): built offline from Debian packages, cached.
+  ensure_docker || return 1
+  "$ROOT/deploy/runtimes/build.sh" "$@"
+}

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs Homerun's whole test suite on this machine, setting up what is missing first:
-# a virtualenv with the dev extras, PostgreSQL and Redis. Idempotent. Run as root.
+# a virtualenv with the dev extras, PostgreSQL, Redis, the Docker engine and the runtime
+# images (built offline from Debian packages). Idempotent. Run as root.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_venv dev
 ensure_postgres
 ensure_redis
+ensure_runtime_images
 log "make check"
 make check VENV="$VENV"

@@ -9,7 +9,6 @@ import logging
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container as DockerContainer
 from docker.types import LogConfig
+from docker.utils.socket import STDERR, frames_iter
 
 from invoker.logs import LogBuffer, LogCollection
 from invoker.proxyclient import ProxyClient
@@ -65,14 +65,24 @@ class DockerActionContainer:
         return await self._logs.collect(limit_bytes, wait_s)
 
     async def was_oom_killed(self) -> bool:
-        def inspect() -> bool:
+        """Ask the engine, once it has noticed the exit (the dropped connection can come
+        first); a container still running after a short wait was not OOM-killed."""
+
+        def inspect() -> dict[str, Any]:
             with contextlib.suppress(docker.errors.DockerException):
                 self._container.reload()
-                state = self._container.attrs.get("State", {})
-                return bool(state.get("OOMKilled"))
-            return False
+                state: dict[str, Any] = self._container.attrs.get("State", {})
+                return state
+            return {}
 
-        return await asyncio.to_thread(inspect)
+        for _ in range(40):
+            state = await asyncio.to_thread(inspect)
+            if state.get("OOMKilled"):
+                return True
+            if not state.get("Running", False):
+                return False
+            await asyncio.sleep(0.05)
+        return False
 
     async def destroy(self) -> None:
         if self._destroyed:
@@ -178,8 +188,9 @@ class DockerSandbox:
             ) from None
         except docker.errors.DockerException as exc:
             raise ProvisionError(f"could not create a container: {exc}") from None
-        stream = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
-        reader = threading.Thread(target=_pump, args=(stream, logs), daemon=True)
+        params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        sock = self._client.api.attach_socket(str(container.id), params=params)
+        reader = threading.Thread(target=_pump, args=(sock, logs), daemon=True)
         reader.start()
         try:
             container.start()
@@ -211,16 +222,20 @@ class DockerSandbox:
         await asyncio.to_thread(self._client.close)
 
 
-def _pump(stream: Iterator[tuple[bytes | None, bytes | None]], logs: LogBuffer) -> None:
-    """Thread: move demultiplexed container output into the log buffer until it ends."""
+def _pump(sock: Any, logs: LogBuffer) -> None:
+    """Thread: move the container's multiplexed output into the log buffer until it ends,
+    then close the attach socket (the SDK's stream wrappers leave it open at EOF)."""
     try:
-        for out, err in stream:
-            if out:
-                logs.feed_threadsafe("stdout", out.decode("utf-8", errors="replace"))
-            if err:
-                logs.feed_threadsafe("stderr", err.decode("utf-8", errors="replace"))
+        for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
+            stream = "stderr" if stream_id == STDERR else "stdout"
+            logs.feed_threadsafe(stream, data.decode("utf-8", errors="replace"))
     except Exception as exc:  # the stream breaks when the container is removed
         log.debug("log stream ended: %s", exc)
+    finally:
+        for closable in (sock, getattr(sock, "_sock", None)):
+            if closable is not None:
+                with contextlib.suppress(Exception):
+                    closable.close()
 
 
 def _safe(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import resource
@@ -26,12 +27,21 @@ log = logging.getLogger(__name__)
 
 RUNTIMES_DIR = Path(__file__).resolve().parent / "runtimes"
 SOCKET_NAME = "action.sock"
-NOBODY = 65534
+# Each container runs as a uid of its own (when the invoker is root), so that a per-uid process
+# limit bounds each container separately and destroying one can kill every process it made.
+UID_BASE = 200_000
+UID_SPAN = 60_000
+PIDS_LIMIT = 256
 WARNING = (
     "the process sandbox runs actions as local processes: it limits their resources but does "
     "NOT isolate them from this host or from each other. Use the docker sandbox in production."
 )
-_OOM_MARKERS = ("JavaScript heap out of memory", "MemoryError", "Cannot allocate memory")
+_OOM_MARKERS = (
+    "JavaScript heap out of memory",
+    "Array buffer allocation failed",
+    "MemoryError",
+    "Cannot allocate memory",
+)
 
 
 def command_for(kind: str, memory_mb: int, workdir: Path) -> list[str]:
@@ -53,24 +63,23 @@ def command_for(kind: str, memory_mb: int, workdir: Path) -> list[str]:
     raise ProvisionError(f"the process sandbox cannot run '{kind}' actions")
 
 
-def _limits(kind: str, memory_mb: int, drop_to_nobody: bool) -> Any:
-    """preexec_fn: new session, resource limits, and (as root) an unprivileged user."""
+def _limits(kind: str, memory_mb: int, uid: int | None) -> Any:
+    """preexec_fn: new session, resource limits, and (as root) an unprivileged uid."""
 
     def apply() -> None:
         os.setsid()
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
-        if kind.startswith("python"):
-            # Address space is a fair proxy of memory for CPython (not for V8, which reserves
-            # large virtual ranges; node gets --max-old-space-size instead).
-            limit = (memory_mb + 64) << 20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        if drop_to_nobody:
+        # Private writable memory (heap, anonymous mappings, buffers). Unlike the address
+        # space it leaves V8's large PROT_NONE reservations alone, so it suits node too.
+        limit = (memory_mb + 64) << 20
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        if uid is not None:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            resource.setrlimit(resource.RLIMIT_NPROC, (256, 256))
+            os.setgid(uid)
+            os.setuid(uid)
+            resource.setrlimit(resource.RLIMIT_NPROC, (PIDS_LIMIT, PIDS_LIMIT))
 
     return apply
 
@@ -82,7 +91,9 @@ class ProcessActionContainer:
         process: asyncio.subprocess.Process,
         workdir: Path,
         logs: LogBuffer,
+        uid: int | None,
     ) -> None:
+        self.uid = uid
         self.id = f"pid-{process.pid}"
         self.spec = spec
         self._process = process
@@ -110,7 +121,12 @@ class ProcessActionContainer:
         return self._process.returncode is None
 
     async def wait_ready(self, timeout_s: float) -> None:
-        await self._proxy.wait_ready(timeout_s, alive=self.alive)
+        try:
+            await self._proxy.wait_ready(timeout_s, alive=self.alive)
+        except ProvisionError as exc:
+            await asyncio.sleep(0.05)  # let the readers take the last words
+            tail = "".join(self._stderr_tail).strip()[-500:]
+            raise ProvisionError(f"{exc}: {tail}" if tail else str(exc)) from None
 
     async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         return await self._proxy.post("/init", payload, timeout_s)
@@ -139,11 +155,37 @@ class ProcessActionContainer:
             os.killpg(self._process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self._process.kill()
+        if self.uid is not None:
+            await _kill_all_of(self.uid)
         await self._process.wait()
-        for reader in self._readers:
+        # The readers end at EOF once every holder of the pipes is dead; never wait long.
+        _, pending = await asyncio.wait(self._readers, timeout=1.0)
+        for reader in pending:
             reader.cancel()
         await asyncio.gather(*self._readers, return_exceptions=True)
+        transport = getattr(self._process, "_transport", None)  # closes the pipes too
+        if transport is not None:
+            transport.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _become(uid: int) -> None:
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+async def _kill_all_of(uid: int) -> None:
+    """Kill every process of `uid`, including those that left the process group: a child
+    running as that uid sends SIGKILL to -1 (all it may signal), itself last."""
+    try:
+        killer = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", "kill -9 -1",
+            preexec_fn=functools.partial(_become, uid),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await killer.wait()
+    except OSError as exc:
+        log.warning("could not kill the processes of uid %d: %s", uid, exc)
 
 
 class ProcessSandbox:
@@ -153,13 +195,18 @@ class ProcessSandbox:
     def __init__(self, work_root: Path | None = None, *, start_timeout_s: float = 15.0) -> None:
         self.work_root = work_root or Path(tempfile.gettempdir()) / "homerun-process"
         self.start_timeout_s = start_timeout_s
-        self.drop_to_nobody = os.geteuid() == 0
+        self._root = os.geteuid() == 0
+        self._next_uid = UID_BASE + int.from_bytes(os.urandom(2), "big") % UID_SPAN
         log.warning(WARNING)
 
     async def start(self, spec: ContainerSpec) -> ProcessActionContainer:
+        if not self.work_root.exists():
+            self.work_root.mkdir(parents=True)
+            self.work_root.chmod(0o711)  # the unprivileged child must reach its directory
         workdir = self.work_root / uuid.uuid4().hex[:12]
         workdir.mkdir(parents=True)
         workdir.chmod(0o777)
+        uid = self._allocate_uid() if self._root else None
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
@@ -175,18 +222,23 @@ class ProcessSandbox:
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
                 cwd=workdir,
-                preexec_fn=_limits(spec.kind, spec.memory_mb, self.drop_to_nobody),
+                preexec_fn=_limits(spec.kind, spec.memory_mb, uid),
             )
         except (OSError, ProvisionError) as exc:
             shutil.rmtree(workdir, ignore_errors=True)
             raise ProvisionError(f"could not start the action process: {exc}") from None
-        container = ProcessActionContainer(spec, process, workdir, LogBuffer())
+        container = ProcessActionContainer(spec, process, workdir, LogBuffer(), uid)
         try:
             await container.wait_ready(self.start_timeout_s)
         except BaseException:
             await container.destroy()
             raise
         return container
+
+    def _allocate_uid(self) -> int:
+        uid = self._next_uid
+        self._next_uid = UID_BASE + (uid - UID_BASE + 1) % UID_SPAN
+        return uid
 
     async def close(self) -> None:
         return None

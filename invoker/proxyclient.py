@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -49,16 +50,32 @@ class ProxyClient:
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise ProvisionError("the action container exited during start-up")
-            if self.socket_path.exists():
-                try:
-                    response = await self._http.get("/health", timeout=1.0)
-                    if response.status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
+            if self.socket_path.exists() and await self._healthy():
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         raise ProvisionError(f"the action proxy did not answer within {timeout_s:.0f} s")
+
+    async def _healthy(self) -> bool:
+        """One bare health probe on its own connection, always closed (failed connects
+        through the pooled client can leave sockets behind)."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(self.socket_path)), 1.0
+            )
+        except (OSError, TimeoutError):
+            return False
+        try:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: action\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 1.0)  # to EOF: Connection: close
+            return answer.split(b" ", 2)[1:2] == [b"200"]
+        except (OSError, TimeoutError, IndexError):
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,169 @@ def create_namespace(
         return body
 
     return make
+
+
+# The execution engine: Redis, invokers and sandboxes.
+
+REDIS_URL = os.environ.get("HOMERUN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SANDBOXES = [
+    pytest.param("process", id="process"),
+    pytest.param("docker", id="docker", marks=pytest.mark.docker),
+]
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A private key prefix on the test Redis database, deleted afterwards."""
+    from redis.asyncio import Redis
+
+    prefix = f"t{secrets.token_hex(6)}"
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        await redis.ping()
+    except Exception as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    yield prefix
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+def make_sandbox(kind: str, work: Path, invoker_id: str) -> Any:
+    """A sandbox of `kind` for tests; docker fails (never skips) without an engine or images."""
+    from invoker.docker_sandbox import DockerSandbox
+    from invoker.process_sandbox import ProcessSandbox
+
+    if kind == "process":
+        # Not under pytest's tmp_path: an unprivileged child must be able to reach it.
+        root = Path(tempfile.mkdtemp(prefix="hrp", dir="/tmp"))
+        root.chmod(0o755)
+        return ProcessSandbox(root / "proc")
+    if not DockerSandbox.available():
+        pytest.fail("the Docker engine is not reachable: run deploy/test.sh (it starts dockerd)")
+    sandbox = DockerSandbox(Path(tempfile.mkdtemp(prefix="hrs", dir="/tmp")), invoker_id)
+    from controller.runtimes import load_manifest
+
+    for runtimes in load_manifest().families.values():
+        for runtime in runtimes:
+            if not sandbox.image_exists(runtime.image):
+                pytest.fail(f"image {runtime.image} is missing: run deploy/runtimes/build.sh")
+    return sandbox
+
+
+class Engine:
+    """A controller app with the execution engine, and one in-process invoker."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        headers: Headers,
+        worker: Any,
+        base: str,
+        settings: Settings,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.headers = headers
+        self.worker = worker
+        self.base = base  # /runtime/namespaces/{org}/{int}
+
+    async def create(self, name: str, code: str, kind: str = "nodejs:18", **extra: Any) -> Any:
+        body = {"name": name, "code": code, "exec": {"kind": kind, **extra.pop("exec", {})}}
+        body.update(extra)
+        response = await self.client.post(f"{self.base}/actions", json=body, headers=self.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def activation(self, activation_id: str) -> Any:
+        return await activation_of(self.settings, activation_id)
+
+    async def invoke(self, name: str, params: Any = None, **query: Any) -> httpx.Response:
+        return await self.client.post(
+            f"{self.base}/actions/{name}", json=params or {}, headers=self.headers,
+            params=query, timeout=120,
+        )  # fmt: skip
+
+
+@pytest.fixture(params=SANDBOXES)
+def sandbox_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def engine(
+    settings: Settings,
+    redis_prefix: str,
+    sandbox_kind: str,
+    issue: Callable[..., Awaitable[Headers]],
+    tmp_path: Path,
+    blocking_wait_ms: int,
+) -> AsyncIterator[Engine]:
+    """Seed API + executor + one invoker of the parametrized sandbox, on private Redis keys."""
+    from redis.asyncio import Redis
+
+    from invoker.main import make_worker
+    from invoker.settings import InvokerSettings
+
+    await _reset(settings)
+    limits = settings.limits.model_copy(update={"blocking_wait_ms": blocking_wait_ms})
+    settings = settings.model_copy(
+        update={"redis_url": REDIS_URL, "key_prefix": redis_prefix, "limits": limits}
+    )
+    invoker_id = f"inv-{redis_prefix}"
+    invoker_settings = InvokerSettings(
+        id=invoker_id, redis_url=REDIS_URL, key_prefix=redis_prefix, slots=8, memory_mb=4096,
+        heartbeat_s=0.2, alive_ttl_s=2.0, drain_timeout_s=5.0, prewarm=False,
+        work_dir=Path(tempfile.mkdtemp(prefix="hrw", dir="/tmp")),
+    )  # fmt: skip
+    redis = Redis.from_url(REDIS_URL)
+    worker = make_worker(invoker_settings, redis, make_sandbox(sandbox_kind, tmp_path, invoker_id))
+    app = create_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            admin = await issue(admin=True)
+            created = await http.post("/runtime/admin/namespaces/acme/int1", headers=admin)
+            assert created.status_code == 200, created.text
+            running = asyncio.create_task(worker.run())
+            await _until_registered(redis, redis_prefix, invoker_id)
+            try:
+                yield Engine(http, admin, worker, "/runtime/namespaces/acme/int1", settings)
+            finally:
+                worker.stop()
+                try:
+                    await asyncio.wait_for(asyncio.shield(running), 30)
+                except TimeoutError:
+                    for task in asyncio.all_tasks():  # show where the drain is stuck
+                        task.print_stack(limit=6)
+                    raise
+    await redis.aclose()
+
+
+async def _until_registered(redis: Any, prefix: str, invoker_id: str) -> None:
+    from invoker.protocol import Keys, live_invokers
+
+    for _ in range(200):
+        if any(i.id == invoker_id for i in await live_invokers(redis, Keys(prefix))):
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"invoker {invoker_id} did not register")
+
+
+@pytest.fixture
+def blocking_wait_ms() -> int:
+    """How long blocking invocations wait in the `engine` app (override per module)."""
+    return 60_000
+
+
+async def activation_of(settings: Settings, activation_id: str, timeout_s: float = 20.0) -> Any:
+    """The recorded activation, waiting for it to appear (records follow results)."""
+    from controller.services import activations
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        found = await in_transaction(settings, lambda s: activations.get(s, activation_id))
+        if found is not None or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.05)

@@ -13,6 +13,7 @@ from starlette.routing import Route
 import homerun
 from controller.api import openapi, ops
 from controller.api.endpoint import Endpoint
+from controller.api.endpoint import routes as endpoint_routes
 from controller.api.errors import EXCEPTION_HANDLERS
 from controller.api.http import RequestIdMiddleware
 from controller.api.seed import actions, events, namespaces, system
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> Starlette:
                 await redis.aclose()
             await engine.dispose()
 
-    routes = [e.route() for e in ENDPOINTS]
+    routes = endpoint_routes(ENDPOINTS)
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     app = Starlette(
         routes=routes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -44,5 +44,22 @@ class Endpoint:
     def openapi_path(self) -> str:
         return self.path.replace(":path}", "}")
 
-    def route(self) -> Route:
-        return Route(self.path, self.handler, methods=[self.method])
+
+def routes(endpoints: Iterable[Endpoint]) -> list[Route]:
+    """One route per path, serving all its methods (so a 405 lists every allowed one)."""
+    by_path: dict[str, dict[str, Handler]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
+    result = []
+    for path, handlers in by_path.items():
+        if len(handlers) == 1:
+            ((method, handler),) = handlers.items()
+            result.append(Route(path, handler, methods=[method]))
+            continue
+
+        async def dispatch(request: Request, handlers: dict[str, Handler] = handlers) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await handlers[method](request)
+
+        result.append(Route(path, dispatch, methods=list(handlers)))
+    return result

@@ -84,9 +84,28 @@ async def read_json(request: Request, limit: int, *, empty: Any = None) -> Any:
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(messages.JSON_CONTENT_TYPE)
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(messages.malformed(str(exc))) from None
+        value = json.loads(body, parse_constant=_reject_constant)
+        if _SURROGATE_ESCAPE.search(body):
+            # Lone surrogates parse, but no database or runtime can store them.
+            json.dumps(value, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise InvalidInput(messages.malformed(_describe_json_error(exc))) from None
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _describe_json_error(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(exc, UnicodeEncodeError):
+        return "the JSON contains a lone surrogate escape (not valid Unicode)"
+    return str(exc)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

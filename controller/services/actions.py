@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
@@ -222,7 +222,10 @@ async def update_action(
     old_digest = row.code_digest
     code: str | None = None
     if spec.exec is not None:
-        exec_ = resolve_exec(spec.exec, ctx.manifest, ctx.limits)
+        requested = spec.exec
+        if requested.kind is None:  # new code alone keeps the kind
+            requested = replace(requested, kind=row.kind)
+        exec_ = resolve_exec(requested, ctx.manifest, ctx.limits)
         if exec_.kind == SEQUENCE_KIND:
             await check_sequence(session, namespace, name, exec_.components, ctx.limits)
         row.kind = exec_.kind

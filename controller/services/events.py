@@ -39,12 +39,12 @@ class RegistrationSpec:
     application_id: str | None = None
 
 
-def parse_status(value: str) -> IntegrationStatus:
-    """`enabled` or `disabled`, in any case."""
+def parse_status(value: str, field: str = "status") -> IntegrationStatus:
+    """`enabled` or `disabled`, in any case; errors name `field`."""
     try:
         return IntegrationStatus(value.lower())
     except ValueError:
-        raise InvalidInput(f"status: {messages.bad_status(value)}") from None
+        raise InvalidInput(f"{field}: {messages.bad_status(value)}") from None
 
 
 def _view(row: EventRegistrationRow, namespace: str) -> EventRegistration:
@@ -120,7 +120,7 @@ async def _validate(session: AsyncSession, namespace: Namespace, spec: Registrat
                 f"events_of_interest[{i}]: 'event_code' and 'provider' must be non-empty"
             )
     if spec.integration_status is not None:
-        parse_status(spec.integration_status)
+        parse_status(spec.integration_status, "integration_status")
     assert spec.runtime_action is not None
     await _check_runtime_action(session, namespace, spec.runtime_action)
 
@@ -148,7 +148,7 @@ def _apply(row: EventRegistrationRow, spec: RegistrationSpec) -> None:
         if value is not None:
             setattr(row, field, value)
     if spec.integration_status is not None:
-        row.integration_status = parse_status(spec.integration_status).value
+        row.integration_status = parse_status(spec.integration_status, "integration_status").value
     if spec.events_of_interest is not None:
         row.events_of_interest = [
             {"event_code": e.event_code, "provider": e.provider} for e in spec.events_of_interest

@@ -14,7 +14,7 @@ from controller import messages
 from controller.clock import now_ms
 from controller.db.models import NamespaceRow
 from controller.domain import Namespace
-from controller.errors import InvalidInput, NotFound
+from controller.errors import Conflict, InvalidInput, NotFound
 from controller.names import check_segment
 from controller.services import codestore
 
@@ -26,6 +26,16 @@ def _view(row: NamespaceRow) -> Namespace:
     return Namespace(
         id=row.id, name=row.name, org_id=row.org_id, int_id=row.int_id, uuid=row.uuid, key=row.key
     )
+
+
+def _same_owner(row: NamespaceRow, org_id: str | None, int_id: str | None) -> Namespace:
+    """The namespace of `row`, if it belongs to (org_id, int_id); names like `a-b-c` can be
+    derived from two different pairs, and must not hand one pair the other's credentials."""
+    if (row.org_id, row.int_id) != (org_id, int_id):
+        raise Conflict(
+            f"The namespace name '{row.name}' is taken by another organization or integration."
+        )
+    return _view(row)
 
 
 def new_key() -> str:
@@ -68,7 +78,7 @@ async def ensure(
     query = select(NamespaceRow).where(NamespaceRow.name == name)
     row = await session.scalar(query)
     if row is not None:
-        return _view(row)
+        return _same_owner(row, org_id, int_id)
     row = NamespaceRow(
         name=name,
         org_id=org_id,
@@ -85,7 +95,7 @@ async def ensure(
         existing = await session.scalar(query)
         if existing is None:
             raise
-        return _view(existing)
+        return _same_owner(existing, org_id, int_id)
     return _view(row)
 
 

@@ -65,13 +65,13 @@ async def execute_action(request: Request) -> Response:
     `?blocking=false`; 200 on success, 502 for application or developer errors, 500 for
     internal ones, 202 with the activation id when not (yet) finished."""
     state = app_state(request)
-    executor = state.require_executor()
-    blocking = query_bool(request, "blocking", True)
     async with state.transaction() as session:
         namespace = await org_namespace(request, session)
+        blocking = query_bool(request, "blocking", True)
         name = ActionName.parse(request.path_params["name"])
         action = await actions.get_action(session, namespace, name, with_code=False)
         layers = (await actions.package_parameters(session, namespace, name.package),)
+    executor = state.require_executor()
     body = await read_json(request, state.settings.limits.payload_max_bytes, empty={})
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object of parameters.")

@@ -3,7 +3,7 @@ from the domain model."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictStr
 
@@ -39,26 +39,35 @@ class NamespaceDTO(BaseModel):
 
 
 class KeyValuePairDTO(BaseModel):
-    """A parameter or an annotation."""
+    """A parameter or an annotation. `init: true` (an extension, as `aio rt action create
+    --env` sets it) makes a parameter an environment variable of the action instead."""
 
     model_config = _STRICT
     key: StrictStr = Field(min_length=1)
     value: JsonValue = None
+    init: StrictBool = False
+
+
+def _limit_schema(schema: dict[str, Any]) -> None:
+    """Limits are strings in responses; requests may send strings or integers."""
+    schema.clear()
+    schema["anyOf"] = [
+        {"type": "string", "pattern": "^[0-9]+$"},
+        {"type": "integer"},
+        {"type": "null"},
+    ]
+
+
+_LIMIT = cast(Any, _limit_schema)
 
 
 class LimitsDTO(BaseModel):
     """Action limits; strings on output, strings or integers accepted on input."""
 
     model_config = _STRICT
-    timeout: Annotated[int | None, _whole_number("time")] = Field(
-        None, json_schema_extra={"type": "string"}
-    )
-    memory: Annotated[int | None, _whole_number("memory")] = Field(
-        None, json_schema_extra={"type": "string"}
-    )
-    logs: Annotated[int | None, _whole_number("log")] = Field(
-        None, json_schema_extra={"type": "string"}
-    )
+    timeout: Annotated[int | None, _whole_number("time")] = Field(None, json_schema_extra=_LIMIT)
+    memory: Annotated[int | None, _whole_number("memory")] = Field(None, json_schema_extra=_LIMIT)
+    logs: Annotated[int | None, _whole_number("log")] = Field(None, json_schema_extra=_LIMIT)
 
 
 class ExecDTO(BaseModel):
@@ -137,7 +146,7 @@ def namespace_dto(namespace: Namespace) -> dict[str, Any]:
 
 
 def _kvs(pairs: list[KeyValuePairDTO] | None) -> tuple[KeyValue, ...] | None:
-    return None if pairs is None else tuple(KeyValue(kv.key, kv.value) for kv in pairs)
+    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
 
 
 def action_spec(dto: ActionDTO) -> ActionSpec:
@@ -163,6 +172,13 @@ def action_spec(dto: ActionDTO) -> ActionSpec:
     )
 
 
+def _kv_out(kv: KeyValue) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": kv.key, "value": kv.value}
+    if kv.init:
+        out["init"] = True
+    return out
+
+
 def action_url(api_host: str, action: Action) -> str:
     return f"{api_host}/api/v1/namespaces/{action.namespace}/actions/{action.qualified_name}"
 
@@ -179,7 +195,7 @@ def action_dto(action: Action, api_host: str) -> dict[str, Any]:
     out.update(
         namespace=action.namespace,
         version=action.version,
-        params=[{"key": kv.key, "value": kv.value} for kv in action.parameters],
+        params=[_kv_out(kv) for kv in action.parameters],
         annotations=[{"key": kv.key, "value": kv.value} for kv in action.annotations],
         limits={
             "timeout": str(action.limits.timeout),
