@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PACKAGES := controller invoker homerun
 
-.PHONY: check lint format typecheck test test-fast
+.PHONY: check lint format typecheck test test-fast bench
 
 check: lint typecheck test
 
@@ -24,3 +24,7 @@ test:
 # Only SQLite, no Docker: a quick loop while editing.
 test-fast:
 	HOMERUN_TEST_BACKENDS=sqlite $(BIN)/pytest -m "not docker and not slow"
+
+# Benchmarks against a private Redis, a controller and a docker-sandbox invoker on loopback.
+bench:
+	$(BIN)/python -m bench

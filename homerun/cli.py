@@ -221,14 +221,11 @@ def apikey_revoke(key_id: int) -> None:
 
 @main.command()
 def standalone() -> None:
-    """Run Homerun on this machine: migrate, create the guest namespace and operator
-    credentials on first start, print how to reach it, and serve."""
-    from homerun.standalone import prepare
+    """Run everything on this machine: migrate, create the guest namespace and operator
+    credentials on first start, start a private Redis, an invoker and the API."""
+    from homerun.standalone import run
 
-    settings = _settings()
-    click.echo(prepare(settings))
-    sys.stdout.flush()
-    _serve(settings)
+    run(_settings())
 
 
 if __name__ == "__main__":  # pragma: no cover

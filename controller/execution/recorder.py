@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 Transaction = Callable[[], Any]  # an async context manager factory yielding a session
 Notify = Callable[[Result], Awaitable[None]]
+"""`notify` runs once a result is recorded (remote waiters read the record); `early_notify`
+runs before, for waiters in this process, which get the result itself."""
 
 CLAIM_IDLE_MS = 30_000
 
@@ -31,6 +33,7 @@ class Recorder:
         consumer: str,
         transaction: Transaction,
         notify: Notify,
+        early_notify: Callable[[Result], None] = lambda result: None,
         *,
         batch: int = 100,
         block_ms: int = 1000,
@@ -40,6 +43,7 @@ class Recorder:
         self.consumer = consumer
         self.transaction = transaction
         self.notify = notify
+        self.early_notify = early_notify
         self.batch = batch
         self.block_ms = block_ms
 
@@ -93,8 +97,12 @@ class Recorder:
                 results.append(Result.decode(fields[FIELD.encode()]))
             except ValueError as exc:
                 log.error("dropping an undecodable result: %s", exc)
+        for result in results:
+            self.early_notify(result)
         async with self.transaction() as session:
             await self._store(session, results)
+        # Acknowledge only once recorded: a recorder dying before this leaves the results
+        # pending, and another one claims and records them.
         ids = [eid for eid, _ in entries]
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.keys.results, RECORDERS_GROUP, *ids)

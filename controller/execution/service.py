@@ -93,7 +93,9 @@ class Executor:
         self.id = controller_id or new_controller_id()
         self.dispatcher = Dispatcher(redis, keys)
         self.waiters = Waiters()
-        self.recorder = Recorder(redis, keys, self.id, transaction, self._notify)
+        self.recorder = Recorder(
+            redis, keys, self.id, transaction, self._notify, early_notify=self._resolve_local
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -118,10 +120,14 @@ class Executor:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _notify(self, result: Result) -> None:
+    def _resolve_local(self, result: Result) -> None:
+        """Wake a caller waiting in this process with the result itself (its record is being
+        written; the result stays pending in Redis until it is)."""
         if result.reply_to == self.id:
             self.waiters.resolve(result.activation_id, result)
-        elif result.reply_to:
+
+    async def _notify(self, result: Result) -> None:
+        if result.reply_to and result.reply_to != self.id:
             await publish_reply(self.redis, self.keys, result)
 
     def image_of(self, action: Action) -> str:

@@ -1,0 +1,301 @@
+"""Activation logs (spec/openwhisk.md §5.3): the line format, sentinel framing across chunks and
+threads, the size limit and its truncation line."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from invoker.logs import (
+    COLLECTION_FAILED_LINE,
+    DEVELOPER_ERROR_LINE,
+    SENTINEL,
+    LogBuffer,
+    LogCollection,
+    LogLine,
+    format_line,
+    timestamp,
+    truncation_line,
+)
+
+STAMP = "2016-02-11T16:46:56.842065025Z"
+STAMP_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
+LINE_RE = re.compile(rf"^(?P<time>{STAMP_RE}) (?P<stream>stdout|stderr): (?P<text>.*)$")
+
+
+def epoch_ns(stamp: str) -> int:
+    base, fraction = stamp[:-1].split(".")
+    seconds = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int(fraction)
+
+
+def parsed(lines: list[str]) -> list[tuple[str, str]]:
+    """(stream, text) of each formatted line, checking the format on the way."""
+    out = []
+    for line in lines:
+        match = LINE_RE.match(line)
+        assert match is not None, f"badly formatted log line: {line!r}"
+        out.append((match["stream"], match["text"]))
+    return out
+
+
+def end_activation(buffer: LogBuffer) -> None:
+    buffer.feed("stdout", SENTINEL + "\n")
+    buffer.feed("stderr", SENTINEL + "\n")
+
+
+# Timestamps and lines.
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"),
+    [
+        (1_455_209_216_842_065_025, STAMP),
+        (0, "1970-01-01T00:00:00.000000000Z"),
+        (5, "1970-01-01T00:00:00.000000005Z"),
+        (1_700_000_000_100_000_000, "2023-11-14T22:13:20.100000000Z"),
+    ],
+)
+def test_timestamp_is_rfc3339_with_nanoseconds(epoch: int, expected: str) -> None:
+    assert timestamp(epoch) == expected
+    assert len(timestamp(epoch)) == 30
+
+
+def test_timestamp_defaults_to_now() -> None:
+    before = time.time_ns()
+    stamp = timestamp()
+    after = time.time_ns()
+    assert re.fullmatch(STAMP_RE, stamp)
+    assert len(stamp) == 30
+    assert before <= epoch_ns(stamp) <= after
+
+
+@pytest.mark.parametrize(
+    ("time_", "stream", "text", "expected"),
+    [
+        (STAMP, "stdout", "hello", f"{STAMP} stdout: hello"),
+        (STAMP, "stderr", "", f"{STAMP} stderr: "),
+        (STAMP, "stdout", "  spaced  ", f"{STAMP} stdout:   spaced  "),
+        ("short", "stdout", "x", "short" + " " * 25 + " stdout: x"),
+    ],
+)
+def test_format_line(time_: str, stream: str, text: str, expected: str) -> None:
+    assert format_line(time_, stream, text) == expected
+
+
+def test_fixed_lines_are_worded_as_openwhisk_words_them() -> None:
+    assert DEVELOPER_ERROR_LINE == (
+        "The action did not initialize or run as expected. Log data might be missing."
+    )
+    assert COLLECTION_FAILED_LINE == (
+        "There was an issue while collecting your logs. Data might be missing."
+    )
+    assert truncation_line(10_485_760) == (
+        "Logs were truncated because the total bytes size exceeds the limit of 10485760 bytes."
+    )
+
+
+# LogCollection.add: the size limit.
+
+
+def test_add_formats_lines_and_counts_bytes_with_their_newline() -> None:
+    collection = LogCollection()
+    collection.add(LogLine(STAMP, "stdout", "abc"), 100)
+    collection.add(LogLine(STAMP, "stderr", "é"), 100)  # two bytes in UTF-8
+    assert collection.lines == [f"{STAMP} stdout: abc", f"{STAMP} stderr: é"]
+    assert collection.size == 4 + 3
+    assert not collection.truncated
+    assert collection.complete
+
+
+@pytest.mark.parametrize(
+    ("texts", "kept", "truncated"),
+    [
+        (["12345", "678"], ["12345", "678"], False),  # 6 + 4 bytes: exactly the limit
+        (["12345", "6789"], ["12345"], True),  # 6 + 5 bytes: one over
+        (["1234567890"], [], True),  # 11 bytes alone
+        (["12345", "6789", "x", "y"], ["12345"], True),  # nothing after the truncation
+        (["ééééé"], [], True),  # bytes, not characters, count: 11
+    ],
+)
+def test_add_stops_at_the_limit_with_one_truncation_line(
+    texts: list[str], kept: list[str], truncated: bool
+) -> None:
+    collection = LogCollection()
+    for text in texts:
+        collection.add(LogLine(STAMP, "stdout", text), 10)
+    assert collection.truncated is truncated
+    expected = [("stdout", text) for text in kept]
+    if truncated:
+        expected.append(
+            ("stderr", "Logs were truncated because the total bytes size exceeds the limit of "
+             "10 bytes.")
+        )  # fmt: skip
+    assert parsed(collection.lines) == expected
+
+
+# LogBuffer: framing.
+
+
+async def test_partial_lines_are_joined_across_chunks_per_stream() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "hel")
+    buffer.feed("stderr", "war")
+    buffer.feed("stdout", "lo\nwor")
+    buffer.feed("stderr", "ning\n")
+    buffer.feed("stdout", "ld\n\nlast")
+    buffer.feed("stdout", "\n" + SENTINEL[:10])
+    buffer.feed("stdout", SENTINEL[10:] + "\n")
+    buffer.feed("stderr", SENTINEL + "\n")
+    collection = await buffer.collect(1 << 20, wait_s=1.0)
+    assert collection.complete
+    assert sorted(parsed(collection.lines)) == sorted(
+        [
+            ("stdout", "hello"),
+            ("stdout", "world"),
+            ("stdout", ""),
+            ("stdout", "last"),
+            ("stderr", "warning"),
+        ]
+    )
+    stdout = [text for stream, text in parsed(collection.lines) if stream == "stdout"]
+    assert stdout == ["hello", "world", "", "last"]
+
+
+async def test_feed_uses_the_given_time() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "one\ntwo\n", STAMP)
+    end_activation(buffer)
+    collection = await buffer.collect(1 << 20, wait_s=1.0)
+    assert collection.lines == [f"{STAMP} stdout: one", f"{STAMP} stdout: two"]
+
+
+async def test_collect_returns_one_activation_at_a_time() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "first\n")
+    end_activation(buffer)
+    buffer.feed("stderr", "second\n")
+    end_activation(buffer)
+    one = await buffer.collect(1 << 20, wait_s=1.0)
+    two = await buffer.collect(1 << 20, wait_s=1.0)
+    assert (one.complete, parsed(one.lines)) == (True, [("stdout", "first")])
+    assert (two.complete, parsed(two.lines)) == (True, [("stderr", "second")])
+
+
+async def test_collect_waits_for_lines_that_arrive_later() -> None:
+    buffer = LogBuffer()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, buffer.feed, "stdout", "late\n")
+    loop.call_later(0.1, end_activation, buffer)
+    collection = await buffer.collect(1 << 20, wait_s=10.0)
+    assert collection.complete
+    assert parsed(collection.lines) == [("stdout", "late")]
+
+
+@pytest.mark.parametrize("streams", [(), ("stdout",), ("stderr",)], ids=["none", "out", "err"])
+async def test_collect_without_both_sentinels_times_out_incomplete(
+    streams: tuple[str, ...],
+) -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "partial output\n")
+    for stream in streams:
+        buffer.feed(stream, SENTINEL + "\n")
+    started = time.monotonic()
+    collection = await buffer.collect(1 << 20, wait_s=0.2)
+    assert 0.15 <= time.monotonic() - started < 2.0
+    assert not collection.complete
+    assert parsed(collection.lines) == [("stdout", "partial output")]
+
+
+async def test_a_sentinel_twice_on_one_stream_does_not_end_the_activation() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", f"{SENTINEL}\n{SENTINEL}\n")
+    collection = await buffer.collect(1 << 20, wait_s=0.1)
+    assert not collection.complete
+
+
+async def test_truncation_keeps_reading_to_the_sentinels() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "0123456789\n" * 5)
+    end_activation(buffer)
+    buffer.feed("stdout", "next activation\n")
+    end_activation(buffer)
+    one = await buffer.collect(25, wait_s=1.0)
+    assert one.complete and one.truncated
+    assert parsed(one.lines) == [
+        ("stdout", "0123456789"),
+        ("stdout", "0123456789"),
+        ("stderr", truncation_line(25)),
+    ]
+    two = await buffer.collect(25, wait_s=1.0)
+    assert (two.complete, two.truncated) == (True, False)
+    assert parsed(two.lines) == [("stdout", "next activation")]
+
+
+async def test_feed_threadsafe_from_another_thread() -> None:
+    buffer = LogBuffer()
+    window: list[int] = []
+
+    def produce() -> None:
+        window.append(time.time_ns())
+        buffer.feed_threadsafe("stdout", "from a ")
+        buffer.feed_threadsafe("stdout", "thread\n")
+        buffer.feed_threadsafe("stderr", "err\n" + SENTINEL + "\n")
+        buffer.feed_threadsafe("stdout", SENTINEL + "\n")
+        window.append(time.time_ns())
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    collection = await buffer.collect(1 << 20, wait_s=10.0)
+    thread.join()
+    assert collection.complete
+    assert sorted(parsed(collection.lines)) == [("stderr", "err"), ("stdout", "from a thread")]
+    for line in collection.lines:  # stamped when fed, in the producing thread
+        assert window[0] <= epoch_ns(line[:30]) <= window[1]
+
+
+def test_feed_threadsafe_after_the_loop_closed_is_ignored() -> None:
+    loop = asyncio.new_event_loop()
+
+    async def make() -> LogBuffer:
+        return LogBuffer()
+
+    buffer = loop.run_until_complete(make())
+    loop.close()
+    buffer.feed_threadsafe("stdout", "nobody listens\n")  # must not raise
+
+
+async def test_close_flushes_unterminated_lines() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "no newline")
+    buffer.feed("stderr", "done\n")
+    buffer.close()
+    collection = buffer.drain(1 << 20)
+    assert sorted(parsed(collection.lines)) == [("stderr", "done"), ("stdout", "no newline")]
+
+
+async def test_drain_takes_what_is_buffered_without_waiting() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "a\n")
+    buffer.feed("stdout", SENTINEL + "\n")
+    buffer.feed("stderr", "b\n")
+    started = time.monotonic()
+    collection = buffer.drain(1 << 20)
+    assert time.monotonic() - started < 0.1
+    assert not collection.complete  # no sentinels are coming after a crash
+    assert parsed(collection.lines) == [("stdout", "a"), ("stderr", "b")]
+    assert buffer.drain(1 << 20).lines == []
+
+
+async def test_drain_applies_the_limit() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stderr", "abcdefghij\n" * 3)
+    collection = buffer.drain(15)
+    assert collection.truncated
+    assert parsed(collection.lines) == [("stderr", "abcdefghij"), ("stderr", truncation_line(15))]
+    assert buffer.drain(15).lines == []
