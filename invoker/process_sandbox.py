@@ -188,6 +188,14 @@ async def _kill_all_of(uid: int) -> None:
         log.warning("could not kill the processes of uid %d: %s", uid, exc)
 
 
+def _traversable_by_others(path: Path) -> bool:
+    """Whether every existing ancestor of `path` lets other users through."""
+    for parent in path.resolve().parents:
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            return False
+    return True
+
+
 class ProcessSandbox:
     name = "process"
     isolates = False
@@ -195,6 +203,13 @@ class ProcessSandbox:
     def __init__(self, work_root: Path | None = None, *, start_timeout_s: float = 15.0) -> None:
         self.work_root = work_root or Path(tempfile.gettempdir()) / "homerun-process"
         self.start_timeout_s = start_timeout_s
+        if os.geteuid() == 0 and not _traversable_by_others(self.work_root):
+            fallback = Path(tempfile.gettempdir()) / "homerun-process"
+            log.warning(
+                "%s is not reachable by unprivileged users (a parent lacks o+x): action "
+                "processes run in %s instead", self.work_root, fallback,
+            )  # fmt: skip
+            self.work_root = fallback
         self._root = os.geteuid() == 0
         self._next_uid = UID_BASE + int.from_bytes(os.urandom(2), "big") % UID_SPAN
         log.warning(WARNING)

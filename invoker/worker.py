@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -96,14 +95,18 @@ class Worker:
     async def run(self, *, burst: bool = False) -> None:
         """Serve until `stop()`; with `burst`, stop once the queue is empty and idle."""
         await self.startup()
-        heartbeat = asyncio.create_task(self._heartbeat())
+        background = [
+            asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(self._evict_idle(), name="idle-eviction"),
+        ]
         try:
             await self._recover_pending()
             await self._serve(burst)
             await self._drain()
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.wait(background, timeout=5)
             await self._depart()
 
     def stop(self) -> None:
@@ -248,16 +251,23 @@ class Worker:
             await pipe.execute()
 
     async def _heartbeat(self) -> None:
-        last_eviction = time.monotonic()
+        """Its own task: nothing slow (container removal, say) may delay a heartbeat, or the
+        invoker would look dead and have its work reaped."""
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
                 await self._heartbeat_once()
             except RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
-            if time.monotonic() - last_eviction > 10:
-                last_eviction = time.monotonic()
+
+    async def _evict_idle(self) -> None:
+        interval = max(1.0, min(10.0, self.pool.idle_timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
                 await self.pool.evict_idle()
+            except Exception:
+                log.exception("idle eviction failed")
 
 
 def _str(value: Any) -> str:

@@ -211,4 +211,6 @@ class Executor:
                 found = await activations.get(session, activation_id)
             if found is not None:
                 return Completed(found)
+            if future.done():  # woken by another controller, but the record is not visible yet
+                await asyncio.sleep(0.05)
         return Pending(activation_id)

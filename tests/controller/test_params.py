@@ -33,7 +33,7 @@ def init_layer(**values: Any) -> tuple[KeyValue, ...]:
         (1.5, "1.5"),
         ("", ""),
         ("text", "text"),
-        ("with spaces and \"quotes\"", 'with spaces and "quotes"'),
+        ('with spaces and "quotes"', 'with spaces and "quotes"'),
         ("42", "42"),
         ({}, "{}"),
         ({"a": 1, "b": [1, 2]}, '{"a":1,"b":[1,2]}'),
@@ -126,7 +126,9 @@ def test_a_run_parameter_of_a_higher_layer_replaces_an_init_parameter_of_a_lower
 
 
 def test_init_parameters_keep_higher_layer_precedence() -> None:
-    merged = merge([init_layer(KEY="package"), init_layer(KEY="binding"), init_layer(KEY="act")], {})
+    merged = merge(
+        [init_layer(KEY="package"), init_layer(KEY="binding"), init_layer(KEY="act")], {}
+    )
     assert merged.init_env == {"KEY": "act"}
 
 

@@ -328,7 +328,9 @@ async def test_complete_after_a_move_records_nothing(redis: Redis, keys: Keys) -
         keys=[keys.queue("dead"), keys.queue("b")], args=[entry_id, inv.encode(), FIELD]
     )
     assert moved == 1
-    result = Result.failure(inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, "x", start=1, end=2, invoker="")
+    result = Result.failure(
+        inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, "x", start=1, end=2, invoker=""
+    )
     completed = await complete(
         keys=[keys.queue("dead"), keys.running("dead"), keys.results],
         args=[entry_id, inv.activation_id, result.encode(), INVOKER_GROUP, FIELD],
@@ -383,9 +385,7 @@ async def test_an_alive_key_without_registration_is_not_an_invoker(
 # Reaping.
 
 
-async def test_reap_queue_redelivers_unstarted_and_fails_started(
-    redis: Redis, keys: Keys
-) -> None:
+async def test_reap_queue_redelivers_unstarted_and_fails_started(redis: Redis, keys: Keys) -> None:
     resident = invocation(100)
     await enqueue(redis, keys, "live-1", resident)  # live-1 holds one entry already
     started, waiting_1, waiting_2 = invocation(1), invocation(2), invocation(3)
@@ -403,7 +403,8 @@ async def test_reap_queue_redelivers_unstarted_and_fails_started(
         waiting_1
     ]
     assert [Invocation.decode(raw) for _, raw in await entries(redis, keys.queue("live-1"))] == [
-        resident, waiting_2
+        resident,
+        waiting_2,
     ]
     [failure] = await results(redis, keys)
     assert failure.activation_id == started.activation_id

@@ -1,0 +1,415 @@
+"""The invoker worker and runner (invoker/worker.py, invoker/runner.py) on a real Redis and the
+process sandbox, without a controller: invocations are written to the queue by hand and results
+read back from the results stream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from invoker.codecache import CodeCache
+from invoker.pool import ContainerPool
+from invoker.protocol import (
+    FIELD,
+    INVOKER_GROUP,
+    ActionLimitsMsg,
+    ActionRef,
+    Invocation,
+    InvokerInfo,
+    Keys,
+    Outcome,
+    Reason,
+    Result,
+)
+from invoker.runner import Runner, now_ms
+from invoker.worker import Worker
+from tests.conftest import REDIS_URL, make_sandbox
+
+NODE = ("nodejs:18", "homerun/action-nodejs-v18:latest")
+PYTHON = ("python:3.11", "homerun/action-python-v311:latest")
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr): (.*)$")
+HELLO = """
+function main(p) {
+  console.log("hello " + p.name);
+  console.error("to stderr");
+  return {greeting: "Hello, " + p.name, ns: process.env.__OW_NAMESPACE,
+          id: process.env.__OW_ACTIVATION_ID};
+}
+"""
+
+
+def sleepy(ms: int) -> str:
+    return f"function main(p) {{ return new Promise(r => setTimeout(() => r({{n: p.n}}), {ms})); }}"
+
+
+def texts(result: Result) -> list[tuple[str, str]]:
+    out = []
+    for line in result.logs:
+        match = LOG_LINE.match(line)
+        assert match is not None, f"badly formatted log line {line!r}"
+        out.append((match[1], match[2]))
+    return out
+
+
+class Harness:
+    """Workers on private keys, and the queue and results streams they use."""
+
+    def __init__(self, redis: Redis, keys: Keys, tmp_path: Path) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.tmp_path = tmp_path
+        self.workers: list[Worker] = []
+        self.runs: list[asyncio.Task[None]] = []
+
+    def worker(self, invoker_id: str = "inv-1", *, slots: int = 4, **options: Any) -> Worker:
+        pool = ContainerPool(make_sandbox("process", self.tmp_path, invoker_id), 2048)
+        runner = Runner(pool, CodeCache(self.redis, self.keys), invoker_id, log_wait_s=2.0)
+        settings: dict[str, Any] = {
+            "slots": slots, "memory_mb": 2048, "heartbeat_s": 0.1, "alive_ttl_s": 1.0,
+            "drain_timeout_s": 20.0, "block_ms": 50, "prewarm": False, **options,
+        }  # fmt: skip
+        worker = Worker(self.redis, self.keys, invoker_id, runner, pool, **settings)
+        self.workers.append(worker)
+        return worker
+
+    def start(self, worker: Worker) -> asyncio.Task[None]:
+        task = asyncio.create_task(worker.run())
+        self.runs.append(task)
+        return task
+
+    async def burst(self, worker: Worker) -> None:
+        await asyncio.wait_for(worker.run(burst=True), 60)
+
+    async def store(self, code: str) -> str:
+        digest = hashlib.sha256(code.encode()).hexdigest()
+        await self.redis.set(self.keys.code(digest), code)
+        return digest
+
+    async def invocation(
+        self, code: str | None, params: dict[str, Any] | None = None, *,
+        runtime: tuple[str, str] = NODE, timeout_ms: int = 10_000, digest: str | None = None,
+        accepted_at: int | None = None,
+    ) -> Invocation:  # fmt: skip
+        if code is not None:
+            digest = await self.store(code)
+        ref = ActionRef(
+            namespace="acme", name="act", version="0.0.1", kind=runtime[0], image=runtime[1],
+            code_digest=digest, limits=ActionLimitsMsg(timeout=timeout_ms, memory=128, logs=1),
+        )  # fmt: skip
+        return Invocation(
+            activation_id=uuid.uuid4().hex, transaction_id="tx", namespace="guest",
+            subject="tester", action=ref, params=params or {}, api_host="http://api",
+            cause="c" * 32, reply_to="ctl-1", accepted_at=accepted_at or now_ms(),
+        )  # fmt: skip
+
+    async def enqueue(self, invoker_id: str, *invocations: Invocation) -> list[str]:
+        ids = []
+        for inv in invocations:
+            entry_id = await self.redis.xadd(self.keys.queue(invoker_id), {FIELD: inv.encode()})
+            ids.append(entry_id.decode())
+        return ids
+
+    async def results(self) -> list[Result]:
+        entries = await self.redis.xrange(self.keys.results, "-", "+")
+        return [Result.decode(fields[FIELD.encode()]) for _, fields in entries]
+
+    async def queued(self, invoker_id: str) -> list[Invocation]:
+        entries = await self.redis.xrange(self.keys.queue(invoker_id), "-", "+")
+        return [Invocation.decode(fields[FIELD.encode()]) for _, fields in entries]
+
+    async def register_fake(self, invoker_id: str) -> None:
+        """A live invoker that never reads its queue."""
+        info = InvokerInfo(
+            id=invoker_id, slots=4, memory_mb=1024, sandbox="process", started=now_ms(),
+            heartbeat=now_ms(),
+        )  # fmt: skip
+        await self.redis.hset(self.keys.invokers, invoker_id, info.encode())
+        await self.redis.set(self.keys.alive(invoker_id), "1", px=60_000)
+
+    async def until(self, check: Any, timeout_s: float = 20.0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = await check()
+            if value:
+                return value
+            assert time.monotonic() < deadline, "condition not reached in time"
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def harness(redis_prefix: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    redis = Redis.from_url(REDIS_URL)
+    harness = Harness(redis, Keys(redis_prefix), tmp_path)
+    try:
+        yield harness
+    finally:
+        for worker in harness.workers:
+            worker.stop()
+        await asyncio.gather(*harness.runs, return_exceptions=True)
+        for worker in harness.workers:
+            await worker.pool.close()
+        await redis.aclose()
+
+
+def by_id(results: list[Result]) -> dict[str, Result]:
+    found = {r.activation_id: r for r in results}
+    assert len(found) == len(results), "an activation has more than one result"
+    return found
+
+
+# Running invocations.
+
+
+async def test_a_node_action_runs_cold_then_warm(harness: Harness) -> None:
+    worker = harness.worker(slots=1)
+    cold = await harness.invocation(HELLO, {"name": "World"}, accepted_at=now_ms() - 1_500)
+    warm = await harness.invocation(HELLO, {"name": "Again"})
+    await harness.enqueue("inv-1", cold, warm)
+    await harness.burst(worker)
+
+    results = await harness.results()
+    assert [r.activation_id for r in results] == [cold.activation_id, warm.activation_id]
+    first, second = results
+    assert first.outcome is Outcome.SUCCESS and first.reason is None
+    assert first.result == {"greeting": "Hello, World", "ns": "guest", "id": cold.activation_id}
+    assert (first.namespace, first.subject, first.action) == ("guest", "tester", cold.action)
+    assert (first.cause, first.reply_to, first.invoker) == (cold.cause, "ctl-1", "inv-1")
+    assert first.wait_time == first.start - cold.accepted_at
+    assert first.wait_time >= 1_500
+    assert first.init_time is not None and 0 <= first.init_time <= first.end - first.start
+    assert first.start <= first.end
+    assert sorted(texts(first)) == [("stderr", "to stderr"), ("stdout", "hello World")]
+
+    assert second.outcome is Outcome.SUCCESS
+    assert second.result["greeting"] == "Hello, Again"  # type: ignore[call-overload]
+    assert second.init_time is None  # warm: no /init
+    assert second.start >= first.end
+    assert sorted(texts(second)) == [("stderr", "to stderr"), ("stdout", "hello Again")]
+
+    assert worker.completed == 2
+    assert await harness.redis.xlen(harness.keys.queue("inv-1")) == 0
+    assert await harness.redis.hlen(harness.keys.running("inv-1")) == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "runtime", "timeout_ms", "outcome", "reason", "error"),
+    [
+        pytest.param(
+            "function main() { return {error: 'nope'}; }", NODE, 10_000,
+            Outcome.APPLICATION_ERROR, None, "nope", id="node-application-error",
+        ),
+        pytest.param(
+            "function main() { throw new Error('boom'); }", NODE, 10_000,
+            Outcome.DEVELOPER_ERROR, Reason.BAD_RESULT, "An error has occurred: boom",
+            id="node-throws",
+        ),
+        pytest.param(
+            sleepy(5_000), NODE, 300, Outcome.DEVELOPER_ERROR, Reason.TIMEOUT,
+            "The action exceeded its time limits of 300 milliseconds.", id="node-timeout",
+        ),
+        pytest.param(
+            "def main(args):\n    return {'py': True}\n", PYTHON, 10_000, Outcome.SUCCESS,
+            None, None, id="python-success",
+        ),
+    ],
+)  # fmt: skip
+async def test_outcomes_and_container_reuse(
+    harness: Harness, code: str, runtime: tuple[str, str], timeout_ms: int,
+    outcome: Outcome, reason: Reason | None, error: str | None,
+) -> None:  # fmt: skip
+    worker = harness.worker(slots=1)
+    first = await harness.invocation(code, runtime=runtime, timeout_ms=timeout_ms)
+    second = await harness.invocation(code, runtime=runtime, timeout_ms=timeout_ms)
+    await harness.enqueue("inv-1", first, second)
+    await harness.burst(worker)
+
+    one, two = await harness.results()
+    for result in (one, two):
+        assert result.outcome is outcome
+        assert result.reason is reason
+        if error is not None:
+            assert result.result == {"error": error}
+    if outcome is Outcome.DEVELOPER_ERROR:
+        assert texts(one)[-1] == (
+            "stderr", "The action did not initialize or run as expected. Log data might be missing."
+        )  # fmt: skip
+    # Success and application errors keep the container warm; developer errors destroy it.
+    assert (two.init_time is None) is outcome.keeps_container
+
+
+async def test_burst_mode_returns_once_idle_and_deregisters(harness: Harness) -> None:
+    worker = harness.worker()
+    await harness.burst(worker)
+    keys = harness.keys
+    assert not await harness.redis.hexists(keys.invokers, "inv-1")
+    assert await harness.redis.exists(keys.alive("inv-1"), keys.queue("inv-1")) == 0
+    assert await harness.results() == []
+
+
+async def test_never_more_running_than_slots(harness: Harness) -> None:
+    worker = harness.worker(slots=2)
+    invocations = [await harness.invocation(sleepy(300), {"n": n}) for n in range(5)]
+    await harness.enqueue("inv-1", *invocations)
+    await harness.burst(worker)
+
+    results = await harness.results()
+    assert sorted(r.result["n"] for r in results) == [0, 1, 2, 3, 4]  # type: ignore[call-overload]
+    assert all(r.outcome is Outcome.SUCCESS for r in results)
+    # Ends sort before starts at the same instant: intervals are half-open.
+    events = sorted([(r.start, 1) for r in results] + [(r.end, -1) for r in results])
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+
+
+# Heartbeat and lifecycle.
+
+
+async def test_heartbeat_registers_and_refreshes_the_invoker(harness: Harness) -> None:
+    worker = harness.worker(slots=3, memory_mb=1536)
+    redis, keys = harness.redis, harness.keys
+    before = now_ms()
+    task = harness.start(worker)
+
+    raw = await harness.until(lambda: redis.hget(keys.invokers, "inv-1"))
+    info = InvokerInfo.decode(raw)
+    assert (info.id, info.slots, info.memory_mb, info.sandbox) == ("inv-1", 3, 1536, "process")
+    assert worker.started <= info.heartbeat and before <= info.heartbeat <= now_ms()
+    assert 0 < await redis.pttl(keys.alive("inv-1")) <= 1_000
+
+    async def refreshed() -> bool:
+        latest = InvokerInfo.decode(await redis.hget(keys.invokers, "inv-1"))
+        return latest.heartbeat > info.heartbeat and latest.started == info.started
+
+    await harness.until(refreshed, timeout_s=5)
+    # The heartbeat outlives the alive key's TTL: the invoker stays alive.
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert await redis.exists(keys.alive("inv-1"))
+        await asyncio.sleep(0.1)
+
+    worker.stop()
+    await asyncio.wait_for(task, 20)
+    assert not await redis.hexists(keys.invokers, "inv-1")
+    assert not await redis.exists(keys.alive("inv-1"))
+
+
+async def test_stop_drains_running_work_and_hands_queued_work_over(harness: Harness) -> None:
+    await harness.register_fake("other")
+    worker = harness.worker(slots=1)
+    invocations = [await harness.invocation(sleepy(700), {"n": n}) for n in range(3)]
+    await harness.enqueue("inv-1", *invocations)
+    redis, keys = harness.redis, harness.keys
+    task = harness.start(worker)
+
+    await harness.until(lambda: redis.hlen(keys.running("inv-1")))
+    worker.stop()
+    await asyncio.wait_for(task, 20)
+
+    [drained] = await harness.results()
+    assert drained.activation_id == invocations[0].activation_id
+    assert drained.outcome is Outcome.SUCCESS  # finished, not abandoned
+    assert await harness.queued("other") == invocations[1:]
+    assert await redis.exists(keys.queue("inv-1"), keys.running("inv-1")) == 0
+    assert not await redis.hexists(keys.invokers, "inv-1")
+    assert await redis.hexists(keys.invokers, "other")
+
+
+async def test_stop_without_another_live_invoker_keeps_queued_work(harness: Harness) -> None:
+    worker = harness.worker(slots=1)
+    invocations = [await harness.invocation(sleepy(500), {"n": n}) for n in range(3)]
+    await harness.enqueue("inv-1", *invocations)
+    redis, keys = harness.redis, harness.keys
+    task = harness.start(worker)
+
+    await harness.until(lambda: redis.hlen(keys.running("inv-1")))
+    worker.stop()
+    await asyncio.wait_for(task, 20)
+
+    assert [r.activation_id for r in await harness.results()] == [invocations[0].activation_id]
+    assert await harness.queued("inv-1") == invocations[1:]  # for a reaper or the next life
+    assert await redis.hexists(keys.invokers, "inv-1")  # so that it can be reaped
+    assert not await redis.exists(keys.alive("inv-1"))
+
+
+async def test_startup_recovers_entries_of_an_earlier_life(harness: Harness) -> None:
+    redis, keys = harness.redis, harness.keys
+    queue = keys.queue("inv-1")
+    started, unstarted, fresh = [
+        await harness.invocation(HELLO, {"name": str(n)}) for n in range(3)
+    ]
+    await redis.xgroup_create(queue, INVOKER_GROUP, "0", mkstream=True)
+    started_id, _ = await harness.enqueue("inv-1", started, unstarted)
+    # The earlier life read both entries and had started one when it died.
+    await redis.xreadgroup(INVOKER_GROUP, "inv-1", {queue: ">"}, count=2)
+    await redis.hset(keys.running("inv-1"), started.activation_id, started_id)
+    await harness.enqueue("inv-1", fresh)  # never delivered
+
+    await harness.burst(harness.worker())
+
+    results = by_id(await harness.results())
+    assert set(results) == {started.activation_id, unstarted.activation_id, fresh.activation_id}
+    lost = results[started.activation_id]
+    assert lost.outcome is Outcome.INTERNAL_ERROR
+    assert lost.reason is Reason.ABANDONED
+    assert lost.result == {
+        "error": "The action did not produce a valid response and exited unexpectedly."
+    }
+    assert lost.invoker == "inv-1"
+    assert results[unstarted.activation_id].outcome is Outcome.SUCCESS
+    assert results[fresh.activation_id].outcome is Outcome.SUCCESS
+    assert await redis.xlen(queue) == 0
+    assert await redis.hlen(keys.running("inv-1")) == 0
+
+
+async def test_missing_code_is_a_provisioning_failure(harness: Harness) -> None:
+    worker = harness.worker()
+    inv = await harness.invocation(None, digest="0" * 64)
+    await harness.enqueue("inv-1", inv)
+    await harness.burst(worker)
+
+    [result] = await harness.results()
+    assert result.activation_id == inv.activation_id
+    assert result.outcome is Outcome.INTERNAL_ERROR
+    assert result.outcome.status_code == 3
+    assert result.reason is Reason.PROVISION_FAILED
+    assert result.result == {"error": "Failed to provision resources to run the action."}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {FIELD: b"not json"},
+        {FIELD: b'{"v": 1}'},
+        {FIELD: b"\xff\xfe"},
+        {FIELD: b'{"activation_id": "not-hex"}'},
+        {"unexpected": b"no message field"},
+    ],
+    ids=["not-json", "incomplete", "not-utf8", "invalid", "no-field"],
+)
+async def test_an_undecodable_entry_is_dropped_and_the_worker_goes_on(
+    harness: Harness, fields: dict[str, bytes]
+) -> None:
+    worker = harness.worker()
+    queue = harness.keys.queue("inv-1")
+    await harness.redis.xadd(queue, fields)  # type: ignore[arg-type]
+    good = await harness.invocation(HELLO, {"name": "after"})
+    await harness.enqueue("inv-1", good)
+    await harness.burst(worker)
+
+    [result] = await harness.results()
+    assert result.activation_id == good.activation_id
+    assert result.outcome is Outcome.SUCCESS
+    # Nothing was left behind: the departing worker removed its emptied queue.
+    assert await harness.redis.exists(queue) == 0
