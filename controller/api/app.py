@@ -12,10 +12,17 @@ from starlette.routing import Route
 
 import homerun
 from controller.api import openapi, ops
-from controller.api.endpoint import Endpoint
+from controller.api.endpoint import Endpoint, grouped_routes
 from controller.api.endpoint import routes as endpoint_routes
 from controller.api.errors import EXCEPTION_HANDLERS
 from controller.api.http import RequestIdMiddleware
+from controller.api.openwhisk import actions as ow_actions
+from controller.api.openwhisk import activations as ow_activations
+from controller.api.openwhisk import info as ow_info
+from controller.api.openwhisk import packages as ow_packages
+from controller.api.openwhisk import rules as ow_rules
+from controller.api.openwhisk import triggers as ow_triggers
+from controller.api.openwhisk.cors import CorsMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
 from controller.db.engine import create_engine, session_factory
@@ -70,10 +77,20 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     routes = endpoint_routes(ENDPOINTS)
+    routes += grouped_routes(
+        [
+            *ow_info.TABLE,
+            *ow_actions.TABLE,
+            *ow_activations.TABLE,
+            *ow_packages.TABLE,
+            *ow_triggers.TABLE,
+            *ow_rules.TABLE,
+        ]
+    )
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(RequestIdMiddleware), Middleware(CorsMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -47,9 +47,14 @@ class Endpoint:
 
 def routes(endpoints: Iterable[Endpoint]) -> list[Route]:
     """One route per path, serving all its methods (so a 405 lists every allowed one)."""
+    return grouped_routes((e.method, e.path, e.handler) for e in endpoints)
+
+
+def grouped_routes(table: Iterable[tuple[str, str, Handler]]) -> list[Route]:
+    """Routes from (method, path, handler) rows, one route per path."""
     by_path: dict[str, dict[str, Handler]] = {}
-    for endpoint in endpoints:
-        by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint.handler
+    for method, path, handler in table:
+        by_path.setdefault(path, {})[method] = handler
     result = []
     for path, handlers in by_path.items():
         if len(handlers) == 1:

@@ -212,6 +212,7 @@ async def update_action(
     ctx: WriteContext,
     *,
     honour_version: bool = True,
+    delete_annotations: tuple[str, ...] = (),
 ) -> Action:
     """Update an existing action: supplied fields replace (annotations merge), the version
     takes the supplied value or the old one with patch + 1."""
@@ -245,7 +246,8 @@ async def update_action(
     row.concurrency = limits.concurrency
     if spec.parameters is not None:
         row.parameters = _raw(spec.parameters)
-    annotations = merge_annotations(_kvs(row.annotations), spec.annotations)
+    kept = tuple(kv for kv in _kvs(row.annotations) if kv.key not in delete_annotations)
+    annotations = merge_annotations(kept, spec.annotations)
     row.annotations = _raw(with_server_annotations(annotations, row.kind, creating=False))
     if spec.publish is not None:
         row.publish = spec.publish
@@ -348,3 +350,25 @@ async def package_parameters(
         )
     )
     return _kvs(raw)
+
+
+async def package_is_public(session: AsyncSession, namespace: Namespace, package: str) -> bool:
+    publish = await session.scalar(
+        select(PackageRow.publish).where(
+            PackageRow.namespace_id == namespace.id, PackageRow.name == package
+        )
+    )
+    return bool(publish)
+
+
+async def list_package_actions(
+    session: AsyncSession, namespace: Namespace, package: str, skip: int, limit: int
+) -> list[Action]:
+    rows = await session.scalars(
+        select(ActionRow)
+        .where(ActionRow.namespace_id == namespace.id, ActionRow.package == package)
+        .order_by(ActionRow.updated.desc(), ActionRow.id.desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return [to_domain(row, namespace.name, None) for row in rows]

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,3 +165,41 @@ async def get(session: AsyncSession, activation_id: str) -> Activation | None:
         return None
     row, namespace = found
     return _view(row, namespace)
+
+
+@dataclass(frozen=True)
+class ActivationFilter:
+    """`name` is `action` or `package/action`; `since`/`upto` bound `start` (inclusive)."""
+
+    name: str | None = None
+    since: int | None = None
+    upto: int | None = None
+
+
+def _filtered(namespace_id: int, f: ActivationFilter) -> Any:
+    query = select(ActivationRow).where(ActivationRow.namespace_id == namespace_id)
+    if f.name:
+        package, _, simple = f.name.rpartition("/")
+        query = query.where(ActivationRow.name == simple)
+        if package:
+            query = query.where(ActivationRow.path.like(f"%/{package}/{simple}"))
+    if f.since is not None:
+        query = query.where(ActivationRow.start >= f.since)
+    if f.upto is not None:
+        query = query.where(ActivationRow.start <= f.upto)
+    return query
+
+
+async def list_activations(
+    session: AsyncSession, namespace_id: int, namespace: str, f: ActivationFilter,
+    skip: int, limit: int,
+) -> list[Activation]:  # fmt: skip
+    """Newest first."""
+    query = _filtered(namespace_id, f).order_by(ActivationRow.start.desc()).offset(skip)
+    rows = await session.scalars(query.limit(limit))
+    return [_view(row, namespace) for row in rows]
+
+
+async def count_activations(session: AsyncSession, namespace_id: int, f: ActivationFilter) -> int:
+    subquery = _filtered(namespace_id, f).subquery()
+    return int(await session.scalar(select(func.count()).select_from(subquery)) or 0)

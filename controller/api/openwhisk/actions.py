@@ -1,0 +1,200 @@
+"""`/api/v1/namespaces/{namespace}/actions[/{package}/][/{name}]`: actions and invocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from controller import messages
+from controller.api.errors import request_id
+from controller.api.openwhisk.common import (
+    authenticate,
+    json_body,
+    namespace_of,
+    page,
+    query_bool,
+    require_own,
+)
+from controller.api.openwhisk.entities import (
+    action_json,
+    action_put,
+    action_summary,
+    activation_json,
+)
+from controller.api.state import app_state
+from controller.domain import Action, Namespace
+from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from controller.execution.service import InvokeRequest, Pending
+from controller.names import ActionName
+from controller.services import actions, namespaces
+
+PREFIX = "/api/v1/namespaces/{namespace}/actions"
+ACTIVATION_HEADER = "x-openwhisk-activation-id"
+
+
+async def _owner(session: AsyncSession, caller: Namespace, name: str) -> Namespace:
+    if name == caller.name:
+        return caller
+    owner = await namespaces.get_by_name(session, name)
+    if owner is None:
+        raise NotAuthorized(messages.not_authorized(name))
+    return owner
+
+
+async def readable(
+    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
+) -> tuple[Namespace, Action]:
+    """An action the caller may read and invoke: its own, or one in a public package."""
+    path = f"{namespace}/{name}"
+    owner = await _owner(session, caller, namespace)
+    if owner.id != caller.id and not (
+        name.package and await actions.package_is_public(session, owner, name.package)
+    ):
+        raise NotAuthorized(messages.not_authorized(path))
+    try:
+        action = await actions.get_action(session, owner, name, with_code=False)
+    except NotFound:
+        if owner.id != caller.id:
+            raise NotAuthorized(messages.not_authorized(path)) from None
+        raise NotFound(messages.ENTITY_NOT_FOUND) from None
+    return owner, action
+
+
+async def list_actions(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        require_own(namespace, caller, namespace)
+        p = page(request, "actions")
+        if p.count:
+            return JSONResponse({"actions": await actions.count_actions(session, caller)})
+        found = await actions.list_actions(session, caller, p.skip, p.limit)
+    return JSONResponse([action_summary(a) for a in found])
+
+
+async def _package_listing(request: Request, caller: Namespace, session: AsyncSession) -> Response:
+    namespace = namespace_of(request, caller)
+    package = str(request.path_params["name"]).rstrip("/")
+    owner = await _owner(session, caller, namespace)
+    if owner.id != caller.id and not await actions.package_is_public(session, owner, package):
+        raise NotAuthorized(messages.not_authorized(f"{namespace}/{package}"))
+    p = page(request, "actions")
+    found = await actions.list_package_actions(session, owner, package, p.skip, p.limit)
+    return JSONResponse([action_summary(a) for a in found])
+
+
+async def get_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        if str(request.path_params["name"]).endswith("/"):
+            return await _package_listing(request, caller, session)
+        namespace = namespace_of(request, caller)
+        name = ActionName.parse(request.path_params["name"])
+        owner, _ = await readable(session, caller, namespace, name)
+        with_code = query_bool(request, "code", True)
+        action = await actions.get_action(session, owner, name, with_code=with_code)
+    return JSONResponse(action_json(action, with_code=with_code))
+
+
+async def put_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = ActionName.parse(request.path_params["name"])
+        require_own(namespace, caller, f"{namespace}/{name}")
+        overwrite = query_bool(request, "overwrite", False)
+        body = await json_body(request, state.settings.limits.request_body_max_bytes)
+        spec, deleted = action_put(body)
+        ctx = state.write_context
+        try:
+            await actions.get_action(session, caller, name, with_code=False)
+            exists = True
+        except NotFound:
+            exists = False
+        if exists and not overwrite:
+            raise Conflict(messages.RESOURCE_EXISTS)
+        if exists:
+            action = await actions.update_action(
+                session, caller, name, spec, ctx, delete_annotations=deleted
+            )
+        else:
+            action = await actions.create_action(
+                session, caller, name, spec, ctx, create_package=False
+            )
+    return JSONResponse(action_json(action))
+
+
+async def delete_action(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = ActionName.parse(request.path_params["name"])
+        require_own(namespace, caller, f"{namespace}/{name}")
+        try:
+            action = await actions.delete_action(session, caller, name)
+        except NotFound:
+            raise NotFound(messages.ENTITY_NOT_FOUND) from None
+    return JSONResponse(action_json(action))
+
+
+def _wait_ms(request: Request, default: int) -> int:
+    raw = request.query_params.get("timeout")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= default:
+        raise InvalidInput(f"Timeout must be number of milliseconds up to {default}.")
+    return value
+
+
+async def invoke_action(request: Request) -> Response:
+    state = app_state(request)
+    limits = state.settings.limits
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = ActionName.parse(request.path_params["name"])
+        owner, action = await readable(session, caller, namespace, name)
+        blocking = query_bool(request, "blocking", False)
+        result_only = query_bool(request, "result", False)
+        wait_ms = _wait_ms(request, limits.blocking_wait_ms)
+        params = await json_body(request, limits.payload_max_bytes)
+        layers = (await actions.package_parameters(session, owner, name.package),)
+    outcome = await state.require_executor().invoke(
+        InvokeRequest(
+            namespace=caller,
+            action=action,
+            params=params,
+            layers=layers,
+            blocking=blocking,
+            wait_ms=wait_ms,
+            transaction_id=request_id(request),
+        )
+    )
+    if isinstance(outcome, Pending):
+        headers = {ACTIVATION_HEADER: outcome.activation_id}
+        return JSONResponse({"activationId": outcome.activation_id}, 202, headers=headers)
+    activation = outcome.activation
+    status = {0: 200, 1: 502, 2: 502}.get(activation.status_code, 500)
+    result = activation.response["result"]
+    body: Any = result if result_only or isinstance(result, list) else activation_json(activation)
+    return JSONResponse(body, status, headers={ACTIVATION_HEADER: activation.activation_id})
+
+
+TABLE = [
+    ("GET", PREFIX, list_actions),
+    ("GET", PREFIX + "/{name:path}", get_action),
+    ("PUT", PREFIX + "/{name:path}", put_action),
+    ("DELETE", PREFIX + "/{name:path}", delete_action),
+    ("POST", PREFIX + "/{name:path}", invoke_action),
+]

@@ -1,0 +1,112 @@
+"""`/api/v1/namespaces/{namespace}/activations[/{id}[/logs|/result]]`."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from controller import messages
+from controller.api.openwhisk.common import (
+    authenticate,
+    namespace_of,
+    page,
+    query_bool,
+    require_own,
+)
+from controller.api.openwhisk.entities import (
+    activation_json,
+    activation_response,
+    activation_summary,
+)
+from controller.api.state import app_state
+from controller.errors import InvalidInput, NotFound
+from controller.services import activations
+from controller.services.activations import Activation, ActivationFilter
+
+PREFIX = "/api/v1/namespaces/{namespace}/activations"
+_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _epoch(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"The query parameter '{name}' was malformed:\n"
+            f"Parameter is not a valid value for epoch seconds: {raw}"
+        ) from None
+
+
+def _name_filter(request: Request) -> str | None:
+    raw = request.query_params.get("name")
+    if raw is None or raw == "":
+        return None
+    if raw.count("/") > 1:
+        raise InvalidInput(
+            "The query parameter 'name' was malformed:\n"
+            f"Parameter may be a 'simple' name or 'package-name/simple' name: {raw}"
+        )
+    return raw
+
+
+async def list_activations(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        require_own(namespace, caller, namespace)
+        p = page(request, "activations")
+        docs = query_bool(request, "docs", False)
+        if p.count and docs:
+            raise InvalidInput("The parameter 'docs' is not permitted with 'count'.")
+        f = ActivationFilter(
+            _name_filter(request), _epoch(request, "since"), _epoch(request, "upto")
+        )
+        if p.count:
+            count = await activations.count_activations(session, caller.id, f)
+            return JSONResponse({"activations": count})
+        found = await activations.list_activations(
+            session, caller.id, caller.name, f, p.skip, p.limit
+        )
+    render = activation_json if docs else activation_summary
+    return JSONResponse([render(a) for a in found])
+
+
+async def _one(request: Request) -> Activation:
+    activation_id = str(request.path_params["activation_id"])
+    if len(activation_id) != 32:
+        raise InvalidInput(f"Activation id length is {len(activation_id)} but must be 32.")
+    if not _ID.match(activation_id):
+        raise InvalidInput("The activation id is not valid.")
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        require_own(namespace, caller, f"{namespace}/{activation_id}")
+        found = await activations.get(session, activation_id)
+    if found is None or found.namespace != caller.name:
+        raise NotFound(messages.ENTITY_NOT_FOUND)
+    return found
+
+
+async def get_activation(request: Request) -> Response:
+    return JSONResponse(activation_json(await _one(request)))
+
+
+async def get_logs(request: Request) -> Response:
+    return JSONResponse({"logs": (await _one(request)).logs})
+
+
+async def get_result(request: Request) -> Response:
+    return JSONResponse(activation_response(await _one(request)))
+
+
+TABLE = [
+    ("GET", PREFIX, list_activations),
+    ("GET", PREFIX + "/{activation_id}", get_activation),
+    ("GET", PREFIX + "/{activation_id}/logs", get_logs),
+    ("GET", PREFIX + "/{activation_id}/result", get_result),
+]

@@ -1,0 +1,127 @@
+"""Authentication, namespace resolution and query parameters of the OpenWhisk API."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from controller import messages
+from controller.api.http import read_json
+from controller.api.state import app_state
+from controller.domain import Namespace
+from controller.errors import InvalidInput, NotAuthenticated, NotAuthorized
+from controller.names import MAX_NAME_LENGTH, is_valid_name
+from controller.services import namespaces
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+async def authenticate(request: Request, session: AsyncSession) -> Namespace:
+    """The namespace whose `uuid:key` the request carries; 401 otherwise."""
+    if not request.headers.get("authorization"):
+        raise NotAuthenticated(messages.AUTH_REQUIRED)
+    credentials = basic_credentials(request)
+    if credentials is None:
+        raise NotAuthenticated(messages.AUTH_INVALID)
+    namespace = await namespaces.authenticate_basic(session, *credentials)
+    if namespace is None:
+        raise NotAuthenticated(messages.AUTH_INVALID)
+    return namespace
+
+
+def namespace_of(request: Request, caller: Namespace) -> str:
+    """The `{namespace}` path segment, `_` meaning the caller's own (400 when invalid)."""
+    name = str(request.path_params["namespace"])
+    if name == "_":
+        return caller.name
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"Namespace longer than allowed: {len(name)} > {MAX_NAME_LENGTH}.")
+    if not is_valid_name(name):
+        raise InvalidInput(messages.ILLEGAL_NAMESPACE)
+    return name
+
+
+def require_own(namespace: str, caller: Namespace, path: str) -> None:
+    """403 unless `namespace` is the caller's own (other namespaces are reached only through
+    public packages, which the routes that allow it check themselves)."""
+    if namespace != caller.name:
+        raise NotAuthorized(messages.not_authorized(path))
+
+
+def query_bool(request: Request, name: str, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidInput(
+        f"The query parameter '{name}' was malformed:\n'{raw}' is not a valid Boolean value"
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    skip: int
+    limit: int
+    count: bool
+
+
+def _malformed_query(name: str, detail: str) -> InvalidInput:
+    return InvalidInput(f"The query parameter '{name}' was malformed:\n{detail}")
+
+
+def page(request: Request, collection: str) -> Page:
+    """`skip`, `limit` (0 = the maximum) and `count`, with OpenWhisk's messages."""
+    limits = app_state(request).settings.limits
+    values = {"skip": 0, "limit": limits.list_default}
+    for name in values:
+        raw = request.query_params.get(name)
+        if raw is None:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise _malformed_query(
+                name, f"The value '{raw}' is not an integer for {collection}."
+            ) from None
+        if value < 0:
+            raise _malformed_query(
+                name, f"The value '{raw}' is not greater than or equal to 0 for {collection}."
+            )
+        if name == "limit" and value > limits.list_max:
+            raise _malformed_query(
+                name, f"The value '{raw}' is not in the range of 0 to {limits.list_max} for "
+                f"{collection}.",
+            )  # fmt: skip
+        values[name] = value
+    limit = values["limit"] or limits.list_max
+    return Page(values["skip"], limit, query_bool(request, "count", False))
+
+
+async def json_body(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object body (an empty body is `{}`)."""
+    body = await read_json(request, limit, empty={})
+    if not isinstance(body, dict):
+        raise InvalidInput(messages.malformed("the body must be a JSON object"))
+    return body

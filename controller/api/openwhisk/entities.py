@@ -1,0 +1,195 @@
+"""OpenWhisk's JSON for actions and activations (shared/spec/openwhisk.md §3), and the action
+PUT body, mapped to and from the domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr
+
+from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
+from controller.api.http import parse_model
+from controller.domain import Action, KeyValue
+from controller.services.activations import Activation
+
+_LOOSE = ConfigDict(extra="ignore")  # OpenWhisk ignores unknown fields of PUT bodies
+
+
+class KeyValueIn(BaseModel):
+    model_config = _LOOSE
+    key: StrictStr = Field(min_length=1)
+    value: JsonValue = None
+    init: StrictBool = False
+
+
+class ExecIn(BaseModel):
+    model_config = _LOOSE
+    kind: StrictStr | None = None
+    code: StrictStr | None = None
+    main: StrictStr | None = None
+    image: StrictStr | None = None
+    components: list[StrictStr] | None = None
+
+
+class LimitsIn(BaseModel):
+    model_config = _LOOSE
+    timeout: int | None = None
+    memory: int | None = None
+    logs: int | None = None
+    concurrency: int | None = None
+
+
+class ActionPut(BaseModel):
+    """`PUT /namespaces/{ns}/actions/{name}`: `namespace` and `name` come from the URL."""
+
+    model_config = _LOOSE
+    exec: ExecIn | None = None
+    parameters: list[KeyValueIn] | None = None
+    annotations: list[KeyValueIn] | None = None
+    limits: LimitsIn | None = None
+    version: StrictStr | None = None
+    publish: StrictBool | None = None
+    delAnnotations: list[StrictStr] | None = None
+
+
+def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
+    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
+
+
+def action_put(body: dict[str, Any]) -> tuple[ActionSpec, tuple[str, ...]]:
+    """The spec of a PUT body, and the annotation keys to delete first."""
+    put = parse_model(ActionPut, body)
+    exec_spec = None
+    if put.exec is not None:
+        e = put.exec
+        exec_spec = ExecSpec(
+            kind=e.kind,
+            code=e.code,
+            main=e.main,
+            image=e.image,
+            components=None if e.components is None else tuple(e.components),
+        )
+    limits = None
+    if put.limits is not None:
+        lim = put.limits
+        limits = LimitsSpec(lim.timeout, lim.memory, lim.logs, lim.concurrency)
+    spec = ActionSpec(
+        exec=exec_spec,
+        parameters=_kvs(put.parameters),
+        annotations=_kvs(put.annotations),
+        limits=limits,
+        publish=put.publish,
+        version=put.version,
+    )
+    return spec, tuple(put.delAnnotations or ())
+
+
+def kv_json(pairs: tuple[KeyValue, ...]) -> list[dict[str, Any]]:
+    out = []
+    for kv in pairs:
+        item: dict[str, Any] = {"key": kv.key, "value": kv.value}
+        if kv.init:
+            item["init"] = True
+        out.append(item)
+    return out
+
+
+def _entity_namespace(action: Action) -> str:
+    return f"{action.namespace}/{action.package}" if action.package else action.namespace
+
+
+def _limits(action: Action) -> dict[str, int]:
+    lim = action.limits
+    return {
+        "timeout": lim.timeout,
+        "memory": lim.memory,
+        "logs": lim.logs,
+        "concurrency": lim.concurrency,
+    }
+
+
+def action_json(action: Action, *, with_code: bool = True) -> dict[str, Any]:
+    e = action.exec
+    exec_: dict[str, Any] = {"kind": e.kind}
+    if e.components:
+        exec_["components"] = list(e.components)
+    else:
+        if e.image:
+            exec_["image"] = e.image
+        if with_code and e.code is not None:
+            exec_["code"] = e.code
+        if e.main:
+            exec_["main"] = e.main
+        exec_["binary"] = e.binary
+    return {
+        "namespace": _entity_namespace(action),
+        "name": action.name,
+        "version": action.version,
+        "publish": action.publish,
+        "exec": exec_,
+        "parameters": kv_json(action.parameters),
+        "limits": _limits(action),
+        "annotations": kv_json(action.annotations),
+        "updated": action.updated,
+    }
+
+
+def action_summary(action: Action) -> dict[str, Any]:
+    return {
+        "namespace": _entity_namespace(action),
+        "name": action.name,
+        "version": action.version,
+        "publish": action.publish,
+        "annotations": kv_json(action.annotations),
+        "limits": _limits(action),
+        "exec": {"binary": action.exec.binary},
+        "updated": action.updated,
+    }
+
+
+def activation_response(activation: Activation) -> dict[str, Any]:
+    r = activation.response
+    return {
+        "status": r["status"],
+        "success": r["success"],
+        "result": r["result"],
+        "size": r.get("size", 0),
+    }
+
+
+def activation_json(activation: Activation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "namespace": activation.namespace,
+        "name": activation.name,
+        "subject": activation.subject,
+        "activationId": activation.activation_id,
+        "start": activation.start,
+        "end": activation.end,
+        "duration": activation.duration,
+        "response": activation_response(activation),
+        "logs": activation.logs,
+        "version": activation.version,
+        "publish": False,
+        "annotations": activation.annotations,
+    }
+    if activation.cause:
+        out["cause"] = activation.cause
+    return out
+
+
+def activation_summary(activation: Activation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "namespace": activation.namespace,
+        "name": activation.name,
+        "version": activation.version,
+        "publish": False,
+        "annotations": activation.annotations,
+        "activationId": activation.activation_id,
+        "start": activation.start,
+        "end": activation.end,
+        "duration": activation.duration,
+        "statusCode": activation.status_code,
+    }
+    if activation.cause:
+        out["cause"] = activation.cause
+    return out
