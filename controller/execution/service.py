@@ -22,6 +22,7 @@ from controller.errors import InvalidInput
 from controller.execution.dispatch import Dispatcher
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, publish_reply
+from controller.execution.sequences import SequenceRunner
 from controller.execution.waiters import Waiters
 from controller.params import merge
 from controller.runtimes import BLACKBOX_KIND, SEQUENCE_KIND, Manifest
@@ -97,6 +98,7 @@ class Executor:
             redis, keys, self.id, transaction, self._notify, early_notify=self._resolve_local
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self.sequences = SequenceRunner(self)
 
     async def start(self) -> None:
         manifest = {
@@ -179,7 +181,7 @@ class Executor:
         """Accept an invocation. Non-blocking: Pending at once. Blocking: Completed, or
         Pending if it is still running after `wait_ms` (it completes in the background)."""
         if req.action.exec.kind == SEQUENCE_KIND:
-            raise InvalidInput("Sequences are invoked through the OpenWhisk API (/api/v1).")
+            return await self.sequences.invoke(req)
         activation_id = uuid.uuid4().hex
         invocation = self.build(req, activation_id)
         if req.action.code_digest:

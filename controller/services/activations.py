@@ -119,20 +119,25 @@ def _view(row: ActivationRow, namespace: str) -> Activation:
 async def record(session: AsyncSession, result: Result) -> Activation | None:
     """Store the activation of `result` unless it is stored already (redelivered results are
     recorded once). Returns None when the invoking namespace no longer exists."""
+    return await store(session, from_result(result), result.action.path)
+
+
+async def store(session: AsyncSession, activation: Activation, path: str) -> Activation | None:
+    """Store an activation once per id; None when its namespace no longer exists."""
     namespace_id = await session.scalar(
-        select(NamespaceRow.id).where(NamespaceRow.name == result.namespace)
+        select(NamespaceRow.id).where(NamespaceRow.name == activation.namespace)
     )
     if namespace_id is None:
         log.warning(
-            "dropping activation %s: namespace %s is gone", result.activation_id, result.namespace
-        )
+            "dropping activation %s: namespace %s is gone",
+            activation.activation_id, activation.namespace,
+        )  # fmt: skip
         return None
-    activation = from_result(result)
     row = ActivationRow(
         activation_id=activation.activation_id,
         namespace_id=namespace_id,
         name=activation.name,
-        path=result.action.path,
+        path=path,
         subject=activation.subject,
         version=activation.version,
         publish=False,
@@ -149,7 +154,7 @@ async def record(session: AsyncSession, result: Result) -> Activation | None:
         async with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        return await get(session, result.activation_id)
+        return await get(session, activation.activation_id)
     return activation
 
 

@@ -332,3 +332,46 @@ class TestBlockingWait:
         assert response.status_code == 202
         record = await engine.activation(response.json()["activationId"])
         assert record is not None and record.response["result"] == {"slept": 1500}
+
+
+async def test_sequence_runs_components_in_order(engine: Engine) -> None:
+    await engine.create("add", "function main(p) { return {n: (p.n || 0) + 1, seen: p.tag}; }")
+    await engine.create("double", "function main(p) { return {n: p.n * 2}; }")
+    await engine.create("fail", "function main(p) { return {error: 'stop at ' + p.n}; }")
+    seq = {"name": "calc", "exec": {"kind": "sequence", "components": ["add", "double", "add"]}}
+    created = await engine.client.post(f"{engine.base}/actions", json=seq, headers=engine.headers)
+    assert created.status_code == 200, created.text
+    response = await engine.invoke("calc", {"n": 1, "tag": "x"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["response"]["result"] == {"n": 5}, "(1+1)*2+1, and only the first sees tag"
+    record = await engine.activation(body["activationId"])
+    assert len(record.logs) == 3, "the sequence's logs are its component activation ids"
+    notes = record.annotation_map
+    assert notes["kind"] == "sequence" and notes["topmost"] is True
+    components = [await engine.activation(i) for i in record.logs]
+    assert all(c.cause == body["activationId"] for c in components)
+    assert record.duration == sum(c.duration for c in components)
+
+    short = {"name": "broken", "exec": {"kind": "sequence", "components": ["add", "fail", "add"]}}
+    await engine.client.post(f"{engine.base}/actions", json=short, headers=engine.headers)
+    stopped = await engine.invoke("broken", {"n": 1})
+    assert stopped.status_code == 502
+    assert stopped.json()["response"]["result"] == {"error": "stop at 2"}
+    record = await engine.activation(stopped.json()["activationId"])
+    assert len(record.logs) == 2, "the first error stops the sequence"
+
+
+async def test_sequence_with_a_public_catalog_component(engine: Engine) -> None:
+    await engine.create(
+        "shout", "function main(p) { return {text: String(p.text).toUpperCase()}; }"
+    )
+    seq = {
+        "name": "echoshout",
+        "exec": {"kind": "sequence", "components": ["/whisk.system/utils/echo", "shout"]},
+    }
+    created = await engine.client.post(f"{engine.base}/actions", json=seq, headers=engine.headers)
+    assert created.status_code == 200, created.text
+    response = await engine.invoke("echoshout", {"text": "hi"})
+    assert response.status_code == 200, response.text
+    assert response.json()["response"]["result"] == {"text": "HI"}

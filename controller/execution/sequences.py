@@ -1,0 +1,146 @@
+"""Sequences run in the controller (shared/spec/openwhisk.md §7): components one after another,
+each blocking, the result of one becoming the input of the next; the first error stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from controller.clock import now_ms
+from controller.domain import Action, KeyValue, Namespace
+from controller.errors import HomerunError
+from controller.names import EntityPath
+from controller.services import actions, activations, namespaces
+from controller.services.activations import Activation
+from invoker.protocol import Outcome
+
+if TYPE_CHECKING:
+    from controller.execution.service import Completed, Executor, InvokeRequest, Pending
+
+log = logging.getLogger(__name__)
+
+COMPONENT_MISSING = "Sequence component does not exist."
+COMPONENT_WAIT_MS = 60_000
+
+Resolved = tuple[Action, tuple[tuple[KeyValue, ...], ...]]
+
+
+def _failure(status: Outcome, message: str) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "statusCode": status.status_code,
+        "success": False,
+        "result": {"error": message},
+    }
+
+
+class SequenceRunner:
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._running: set[asyncio.Task[Activation]] = set()
+
+    async def invoke(self, req: InvokeRequest) -> Completed | Pending:
+        from controller.execution.service import Completed, Pending
+
+        activation_id = uuid.uuid4().hex
+        task = asyncio.create_task(self._run(req, activation_id))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        if not req.blocking:
+            return Pending(activation_id)
+        try:
+            return Completed(await asyncio.wait_for(asyncio.shield(task), req.wait_ms / 1000))
+        except TimeoutError:
+            return Pending(activation_id)
+
+    async def _resolve(self, component: str, caller: Namespace) -> Resolved | None:
+        path = EntityPath.parse(component, caller.name)
+        async with self.executor.transaction() as session:
+            owner = await namespaces.get_by_name(session, path.namespace)
+            if owner is None:
+                return None
+            try:
+                action = await actions.get_action(session, owner, path.action_name, with_code=False)
+            except HomerunError:
+                return None
+            layers = (await actions.package_parameters(session, owner, path.package),)
+        return action, layers
+
+    async def _run(self, req: InvokeRequest, activation_id: str) -> Activation:
+        from controller.execution.service import Pending
+
+        sequence = req.action
+        start = now_ms()
+        params: Any = req.params
+        ids: list[str] = []
+        duration = 0
+        memory = 0
+        response: dict[str, Any] | None = None
+        for component in sequence.exec.components:
+            resolved = await self._resolve(component, req.namespace)
+            if resolved is None:
+                response = _failure(Outcome.APPLICATION_ERROR, COMPONENT_MISSING)
+                break
+            action, layers = resolved
+            memory = max(memory, action.limits.memory)
+            step = replace(
+                req,
+                action=action,
+                params=params if isinstance(params, dict) else {},
+                layers=layers,
+                blocking=True,
+                wait_ms=action.limits.timeout + COMPONENT_WAIT_MS,
+                cause=activation_id,
+            )
+            outcome = await self.executor.invoke(step)
+            if isinstance(outcome, Pending):
+                message = (
+                    f"Timeout reached when retrieving activation {outcome.activation_id} "
+                    "for sequence component."
+                )
+                ids.append(outcome.activation_id)
+                response = _failure(Outcome.INTERNAL_ERROR, message)
+                break
+            done = outcome.activation
+            ids.append(done.activation_id)
+            duration += done.duration
+            response = done.response
+            if not done.response.get("success"):
+                break
+            params = done.response.get("result", {})
+        assert response is not None  # a sequence has at least one component
+        record = Activation(
+            activation_id=activation_id,
+            namespace=req.namespace.name,
+            name=sequence.name,
+            subject=req.namespace.name,
+            version=sequence.version,
+            start=start,
+            end=now_ms(),
+            duration=duration,
+            status_code=int(response.get("statusCode", 0 if response.get("success") else 1)),
+            response=response,
+            logs=ids,
+            annotations=[
+                {"key": "topmost", "value": req.cause is None},
+                {"key": "path", "value": sequence.path},
+                {"key": "kind", "value": "sequence"},
+                {"key": "waitTime", "value": 0},
+                {
+                    "key": "limits",
+                    "value": {
+                        "timeout": sequence.limits.timeout,
+                        "memory": memory or sequence.limits.memory,
+                        "logs": sequence.limits.logs,
+                    },
+                },
+                *([{"key": "causedBy", "value": "sequence"}] if req.cause else []),
+            ],
+            cause=req.cause,
+        )
+        async with self.executor.transaction() as session:
+            await activations.store(session, record, sequence.path)
+        return record
