@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> Starlette:
                     state.transaction,
                     lambda digest: _load_code(state, digest),
                     api_host=settings.public_api_host,
+                    limits=settings.limits,
                 )
                 await state.executor.start()
             yield

@@ -21,6 +21,7 @@ from controller.errors import (
     UnsupportedMediaType,
 )
 from controller.execution.dispatch import NoInvokers
+from controller.execution.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ STATUS_OF: dict[type[HomerunError], int] = {
     Conflict: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,
+    Throttled: 429,
     EngineUnavailable: 503,
     NoInvokers: 503,
 }

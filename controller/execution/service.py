@@ -23,7 +23,9 @@ from controller.execution.dispatch import Dispatcher
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, publish_reply
 from controller.execution.sequences import SequenceRunner
+from controller.execution.throttle import Throttle
 from controller.execution.waiters import Waiters
+from controller.limits import SystemLimits
 from controller.params import merge
 from controller.runtimes import BLACKBOX_KIND, SEQUENCE_KIND, Manifest
 from controller.services import activations
@@ -83,8 +85,11 @@ class Executor:
         load_code: Callable[[str], Awaitable[str | None]],
         *,
         api_host: str,
+        limits: SystemLimits | None = None,
         controller_id: str | None = None,
     ) -> None:
+        self.limits = limits or SystemLimits()
+        self.throttle = Throttle(redis, keys)
         self.redis = redis
         self.keys = keys
         self.manifest = manifest
@@ -129,6 +134,7 @@ class Executor:
             self.waiters.resolve(result.activation_id, result)
 
     async def _notify(self, result: Result) -> None:
+        await self.throttle.release(result.namespace, result.activation_id)
         if result.reply_to and result.reply_to != self.id:
             await publish_reply(self.redis, self.keys, result)
 
@@ -180,22 +186,36 @@ class Executor:
     async def invoke(self, req: InvokeRequest) -> Completed | Pending:
         """Accept an invocation. Non-blocking: Pending at once. Blocking: Completed, or
         Pending if it is still running after `wait_ms` (it completes in the background)."""
+        if req.cause is None:  # components of a sequence count as the sequence
+            await self.throttle.check_rate(
+                req.namespace.name, self.limits.invocations_per_minute, now_ms()
+            )
         if req.action.exec.kind == SEQUENCE_KIND:
             return await self.sequences.invoke(req)
         activation_id = uuid.uuid4().hex
         invocation = self.build(req, activation_id)
-        if req.action.code_digest:
-            digest = req.action.code_digest
-            await self.dispatcher.ensure_code(digest, lambda: self.load_code(digest))
-        if not req.blocking:
-            await self.dispatcher.enqueue(invocation)
-            return Pending(activation_id)
-        future = self.waiters.register(activation_id)
+        await self.throttle.admit(
+            req.namespace.name, activation_id, self.limits.concurrent_invocations,
+            invocation.accepted_at, req.action.limits.timeout,
+        )  # fmt: skip
+        future = self.waiters.register(activation_id) if req.blocking else None
         try:
-            await self.dispatcher.enqueue(invocation)
+            try:
+                await self._enqueue(req, invocation)
+            except BaseException:  # not accepted after all: free its in-flight slot
+                await self.throttle.release(req.namespace.name, activation_id)
+                raise
+            if future is None:
+                return Pending(activation_id)
             return await self._wait(activation_id, future, req.wait_ms)
         finally:
             self.waiters.discard(activation_id)
+
+    async def _enqueue(self, req: InvokeRequest, invocation: Invocation) -> None:
+        if req.action.code_digest:
+            digest = req.action.code_digest
+            await self.dispatcher.ensure_code(digest, lambda: self.load_code(digest))
+        await self.dispatcher.enqueue(invocation)
 
     async def _wait(
         self, activation_id: str, future: asyncio.Future[Result | None], wait_ms: int
