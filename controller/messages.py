@@ -9,6 +9,7 @@ BEARER_REQUIRED = "An 'Authorization: Bearer <token>' header is required"
 API_KEY_REQUIRED = "An 'X-Api-Key' header is required"
 API_KEY_INVALID = "The supplied API key is invalid"
 ADMIN_REQUIRED = "This operation requires an administrator token"
+EXPLICIT_NAMESPACE = "With a bearer token, name the namespace in the path instead of '_'."
 
 # Generic resource errors.
 RESOURCE_NOT_FOUND = "The requested resource could not be found."
@@ -148,3 +149,18 @@ def runtime_action_missing(name: str, namespace: str) -> str:
 
 def bad_status(status: str) -> str:
     return f"'{status}' is not a recognized registration status, must be 'enabled' or 'disabled'"
+
+
+# Packages and bindings (shared/spec/openwhisk.md §2.3, §3.6).
+NOT_IN_COLLECTION = "Resource by this name exists but is not in this collection."
+BINDING_TARGET_MISSING = "Binding references a package that does not exist."
+BINDING_TO_BINDING = "Cannot bind to another package binding."
+BINDING_TO_NON_PACKAGE = "Cannot bind to a resource that is not a package."
+PACKAGE_TO_BINDING = "Resource is a package and cannot be converted into a binding."
+
+
+def package_not_empty(count: int) -> str:
+    return (
+        f"Package not empty (contains {count} entities). "
+        "Set force param or delete package contents."
+    )

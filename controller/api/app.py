@@ -22,6 +22,7 @@ from controller.api.openwhisk import info as ow_info
 from controller.api.openwhisk import packages as ow_packages
 from controller.api.openwhisk import rules as ow_rules
 from controller.api.openwhisk import triggers as ow_triggers
+from controller.api.openwhisk.common import BEARER_PREFIX
 from controller.api.openwhisk.cors import CorsMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
@@ -78,15 +79,20 @@ def create_app(settings: Settings) -> Starlette:
             await engine.dispose()
 
     routes = endpoint_routes(ENDPOINTS)
+    openwhisk = [
+        *ow_info.TABLE,
+        *ow_actions.TABLE,
+        *ow_activations.TABLE,
+        *ow_packages.TABLE,
+        *ow_triggers.TABLE,
+        *ow_rules.TABLE,
+    ]
+    routes += grouped_routes(openwhisk)
+    # The same API under /runtime/api/v1, with operator bearer tokens (`aio app deploy`).
     routes += grouped_routes(
-        [
-            *ow_info.TABLE,
-            *ow_actions.TABLE,
-            *ow_activations.TABLE,
-            *ow_packages.TABLE,
-            *ow_triggers.TABLE,
-            *ow_rules.TABLE,
-        ]
+        (method, BEARER_PREFIX + path[len("/api/v1") :], handler)
+        for method, path, handler in openwhisk
+        if path.startswith("/api/v1/")
     )
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     app = Starlette(

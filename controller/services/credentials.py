@@ -119,12 +119,10 @@ async def revoke_api_key(session: AsyncSession, key_id: int) -> Credential:
     return _key_view(row)
 
 
-async def authenticate(session: AsyncSession, token: str | None, api_key: str | None) -> Principal:
-    """Check a bearer token and an API key together; raise NotAuthenticated if either fails."""
+async def principal_of(session: AsyncSession, token: str | None) -> Principal:
+    """The principal of an unrevoked bearer token; NotAuthenticated otherwise."""
     if not token:
         raise NotAuthenticated(messages.BEARER_REQUIRED)
-    if not api_key:
-        raise NotAuthenticated(messages.API_KEY_REQUIRED)
     row = await session.scalar(
         select(OperatorTokenRow).where(
             OperatorTokenRow.token_hash == digest(token), OperatorTokenRow.revoked.is_(None)
@@ -132,6 +130,16 @@ async def authenticate(session: AsyncSession, token: str | None, api_key: str | 
     )
     if row is None:
         raise NotAuthenticated(messages.AUTH_INVALID)
+    return Principal(token_id=row.id, scope=TokenScope(row.scope), org_id=row.org_id)
+
+
+async def authenticate(session: AsyncSession, token: str | None, api_key: str | None) -> Principal:
+    """Check a bearer token and an API key together; raise NotAuthenticated if either fails."""
+    if not token:
+        raise NotAuthenticated(messages.BEARER_REQUIRED)
+    if not api_key:
+        raise NotAuthenticated(messages.API_KEY_REQUIRED)
+    principal = await principal_of(session, token)
     key = await session.scalar(
         select(ApiKeyRow.id).where(
             ApiKeyRow.key_hash == digest(api_key), ApiKeyRow.revoked.is_(None)
@@ -139,4 +147,4 @@ async def authenticate(session: AsyncSession, token: str | None, api_key: str | 
     )
     if key is None:
         raise NotAuthenticated(messages.API_KEY_INVALID)
-    return Principal(token_id=row.id, scope=TokenScope(row.scope), org_id=row.org_id)
+    return principal

@@ -16,7 +16,7 @@ from controller.api.state import app_state
 from controller.domain import Namespace
 from controller.errors import InvalidInput, NotAuthenticated, NotAuthorized
 from controller.names import MAX_NAME_LENGTH, is_valid_name
-from controller.services import namespaces
+from controller.services import credentials, namespaces
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -35,16 +35,43 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
+BEARER_PREFIX = "/runtime/api/v1"
+
+
 async def authenticate(request: Request, session: AsyncSession) -> Namespace:
-    """The namespace whose `uuid:key` the request carries; 401 otherwise."""
+    """The caller's namespace: the one whose `uuid:key` the request carries (Basic), or, under
+    `/runtime/api/v1`, the path's namespace when an operator token reaches its organization
+    (Bearer; what `aio app deploy` sends through AIO_DEPLOY_SERVICE_URL). 401 otherwise."""
     if not request.headers.get("authorization"):
         raise NotAuthenticated(messages.AUTH_REQUIRED)
-    credentials = basic_credentials(request)
-    if credentials is None:
+    if request.url.path.startswith(BEARER_PREFIX):
+        return await _bearer_caller(request, session)
+    return await _basic_caller(request, session)
+
+
+async def _basic_caller(request: Request, session: AsyncSession) -> Namespace:
+    pair = basic_credentials(request)
+    if pair is None:
         raise NotAuthenticated(messages.AUTH_INVALID)
-    namespace = await namespaces.authenticate_basic(session, *credentials)
+    namespace = await namespaces.authenticate_basic(session, *pair)
     if namespace is None:
         raise NotAuthenticated(messages.AUTH_INVALID)
+    return namespace
+
+
+async def _bearer_caller(request: Request, session: AsyncSession) -> Namespace:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return await _basic_caller(request, session)
+    principal = await credentials.principal_of(session, token.strip())
+    name = str(request.path_params.get("namespace", "_"))
+    if name == "_":
+        raise InvalidInput(messages.EXPLICIT_NAMESPACE)
+    namespace = await namespaces.get_by_name(session, name)
+    if namespace is None or not (
+        principal.is_admin or (namespace.org_id and principal.can_access_org(namespace.org_id))
+    ):
+        raise NotAuthorized(messages.not_authorized(name))
     return namespace
 
 

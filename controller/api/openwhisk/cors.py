@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PREFIXES = ("/api/v1",)
+PREFIXES = ("/api/v1", "/runtime/api/v1")
 HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (
