@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,7 @@ from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
 from controller.db.engine import create_engine, session_factory
 from controller.execution.service import Executor
+from controller.maintenance import purge_forever
 from controller.runtimes import load_manifest
 from controller.services import codestore
 from controller.settings import Settings
@@ -58,6 +60,9 @@ def create_app(settings: Settings) -> Starlette:
         )
         app.state.homerun = state
         redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        retention = asyncio.create_task(
+            purge_forever(state.transaction, settings.limits.activation_retention_days)
+        )
         try:
             if redis is not None:
                 state.executor = Executor(
@@ -72,6 +77,8 @@ def create_app(settings: Settings) -> Starlette:
                 await state.executor.start()
             yield
         finally:
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
             if state.executor is not None:
                 await state.executor.stop()
             if redis is not None:

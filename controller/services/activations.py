@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -208,3 +208,45 @@ async def list_activations(
 async def count_activations(session: AsyncSession, namespace_id: int, f: ActivationFilter) -> int:
     subquery = _filtered(namespace_id, f).subquery()
     return int(await session.scalar(select(func.count()).select_from(subquery)) or 0)
+
+
+async def record_trigger(
+    session: AsyncSession, *, namespace_id: int, namespace: str, activation_id: str,
+    trigger: str, version: str, start: int, result: dict[str, Any], logs: list[str],
+) -> Activation:  # fmt: skip
+    """Store the activation of a fired trigger (shared/spec/openwhisk.md §10.1): it never
+    ends (`end` and `duration` are absent), has no annotations, and logs one JSON line per
+    rule it activated."""
+    response = {
+        "status": Outcome.SUCCESS.value,
+        "statusCode": Outcome.SUCCESS.status_code,
+        "success": True,
+        "result": result,
+        "size": len(json.dumps(result, separators=(",", ":"))),
+    }
+    row = ActivationRow(
+        activation_id=activation_id,
+        namespace_id=namespace_id,
+        name=trigger,
+        path=f"{namespace}/{trigger}",
+        subject=namespace,
+        version=version,
+        publish=False,
+        start=start,
+        end=None,
+        duration=None,
+        status_code=Outcome.SUCCESS.status_code,
+        response=response,
+        logs=logs,
+        annotations=[],
+        cause=None,
+    )
+    session.add(row)
+    await session.flush()
+    return _view(row, namespace)
+
+
+async def purge(session: AsyncSession, before_ms: int) -> int:
+    """Delete activations that started before `before_ms`; returns how many."""
+    result = await session.execute(delete(ActivationRow).where(ActivationRow.start < before_ms))
+    return int(getattr(result, "rowcount", 0) or 0)

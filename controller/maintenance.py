@@ -1,0 +1,37 @@
+"""Periodic housekeeping in the controller: activation retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from controller.clock import now_ms
+from controller.execution.recorder import Transaction
+from controller.services import activations
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+async def purge_once(transaction: Transaction, retention_days: int) -> int:
+    async with transaction() as session:
+        removed = await activations.purge(session, now_ms() - retention_days * DAY_MS)
+    if removed:
+        log.info("purged %d activations older than %d days", removed, retention_days)
+    return removed
+
+
+async def purge_forever(
+    transaction: Transaction, retention_days: int, interval_s: float = 3600.0
+) -> None:
+    """Keep the activations table bounded; every controller may run it (deletes are
+    idempotent)."""
+    while True:
+        try:
+            await purge_once(transaction, retention_days)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("purging old activations failed")
+        await asyncio.sleep(interval_s)
