@@ -8,6 +8,7 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from docker.utils.socket import STDERR, frames_iter
 
 from invoker.logs import LogBuffer, LogCollection
 from invoker.proxyclient import ProxyClient
-from invoker.sandbox import ContainerSpec, Exchange, ProvisionError
+from invoker.sandbox import ContainerSpec, Exchange, ImageMissing, ProvisionError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SOCKET_DIR_IN_CONTAINER = "/run/homerun"
 SOCKET_NAME = "action.sock"
 LABEL = "homerun.invoker"
 ACTION_UID = "1000:1000"
+BLACKBOX_KIND = "blackbox"
 
 
 class DockerActionContainer:
@@ -38,6 +40,7 @@ class DockerActionContainer:
         socket_dir: Path,
         logs: LogBuffer,
         reader: threading.Thread,
+        proxy: ProxyClient,
     ) -> None:
         self.id = container.id or ""
         self.spec = spec
@@ -45,7 +48,7 @@ class DockerActionContainer:
         self._socket_dir = socket_dir
         self._logs = logs
         self._reader = reader
-        self._proxy = ProxyClient(socket_dir / SOCKET_NAME)
+        self._proxy = proxy
         self._destroyed = False
 
     async def wait_ready(self, timeout_s: float) -> None:
@@ -159,31 +162,43 @@ class DockerSandbox:
         self, spec: ContainerSpec, socket_dir: Path, logs: LogBuffer
     ) -> tuple[DockerContainer, threading.Thread]:
         memory = f"{spec.memory_mb}m"
-        try:
-            container = self._client.containers.create(
-                spec.image,
-                name=f"hr_{_safe(self.invoker_id)}_{_safe(spec.name)}_{uuid.uuid4().hex[:8]}",
-                user=ACTION_UID,
-                read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"},
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                pids_limit=self.pids_limit,
-                mem_limit=memory,
-                memswap_limit=memory,
-                cpu_shares=max(2, spec.memory_mb * 1024 // 256 // 4),
-                network_mode="bridge" if self.network else "none",
-                volumes={str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
-                environment={
+        common: dict[str, Any] = {
+            "name": f"hr_{_safe(self.invoker_id)}_{_safe(spec.name)}_{uuid.uuid4().hex[:8]}",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self.pids_limit,
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "cpu_shares": max(2, spec.memory_mb * 1024 // 256 // 4),
+            "labels": {LABEL: self.invoker_id, "homerun.kind": spec.kind},
+            "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            "ulimits": [docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
+        }
+        if spec.kind == BLACKBOX_KIND:
+            # A user's image serving /init and /run on TCP 8080, as OpenWhisk's runtime images
+            # do: it keeps its own user and a writable root; reached through a port published
+            # on the host's loopback only.
+            specific: dict[str, Any] = {
+                "network_mode": "bridge",
+                "ports": {"8080/tcp": ("127.0.0.1", None)},
+                "environment": dict(spec.env),
+            }
+        else:
+            specific = {
+                "user": ACTION_UID,
+                "read_only": True,
+                "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"},
+                "network_mode": "bridge" if self.network else "none",
+                "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+                "environment": {
                     **spec.env,
                     "HOMERUN_SOCKET": f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}",
                 },
-                labels={LABEL: self.invoker_id, "homerun.kind": spec.kind},
-                log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
-                ulimits=[docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
-            )
+            }
+        try:
+            container = self._client.containers.create(spec.image, **common, **specific)
         except docker.errors.ImageNotFound:
-            raise ProvisionError(
+            raise ImageMissing(
                 f"image {spec.image} is not present (nothing is ever pulled)"
             ) from None
         except docker.errors.DockerException as exc:
@@ -210,7 +225,11 @@ class DockerSandbox:
         except BaseException:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
-        action = DockerActionContainer(spec, container, socket_dir, logs, reader)
+        if spec.kind == BLACKBOX_KIND:
+            proxy = ProxyClient(tcp=("127.0.0.1", await asyncio.to_thread(_host_port, container)))
+        else:
+            proxy = ProxyClient(socket_dir / SOCKET_NAME)
+        action = DockerActionContainer(spec, container, socket_dir, logs, reader, proxy)
         try:
             await action.wait_ready(self.start_timeout_s)
         except BaseException:
@@ -236,6 +255,17 @@ def _pump(sock: Any, logs: LogBuffer) -> None:
             if closable is not None:
                 with contextlib.suppress(Exception):
                     closable.close()
+
+
+def _host_port(container: DockerContainer) -> int:
+    """The loopback port the engine published for the container's 8080."""
+    for _ in range(50):
+        container.reload()
+        bindings = container.attrs.get("NetworkSettings", {}).get("Ports", {}).get("8080/tcp")
+        if bindings:
+            return int(bindings[0]["HostPort"])
+        time.sleep(0.02)
+    raise ProvisionError("the engine published no port for the container's 8080")
 
 
 def _safe(text: str) -> str:

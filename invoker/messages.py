@@ -31,3 +31,7 @@ def result_too_large(size: int, limit: int, prefix: str) -> str:
         f"The action produced a response that exceeded the allowed length: {size} > {limit} "
         f"bytes. The truncated response was: {prefix}"
     )
+
+
+def image_missing(image: str) -> str:
+    return f"Failed to pull container image '{image}'."

@@ -19,13 +19,18 @@ _BASE = "http://action"
 class ProxyClient:
     """One keep-alive connection pool per container."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path | None = None, tcp: tuple[str, int] | None = None) -> None:
+        """Over a unix socket (our runtime images), or TCP (blackbox images on 8080)."""
         self.socket_path = socket_path
-        self._http = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
-            base_url=_BASE,
-            timeout=None,
-        )
+        self.tcp = tcp
+        if tcp is not None:
+            self._http = httpx.AsyncClient(base_url=f"http://{tcp[0]}:{tcp[1]}", timeout=None)
+        else:
+            self._http = httpx.AsyncClient(
+                transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
+                base_url=_BASE,
+                timeout=None,
+            )
 
     async def post(self, path: str, payload: dict[str, Any], timeout_s: float) -> Exchange:
         body = json.dumps(payload, separators=(",", ":")).encode()
@@ -50,7 +55,7 @@ class ProxyClient:
         while time.monotonic() < deadline:
             if alive is not None and not alive():
                 raise ProvisionError("the action container exited during start-up")
-            if self.socket_path.exists() and await self._healthy():
+            if await self._healthy():
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -60,15 +65,23 @@ class ProxyClient:
         """One bare health probe on its own connection, always closed (failed connects
         through the pooled client can leave sockets behind)."""
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(self.socket_path)), 1.0
-            )
+            if self.tcp is not None:
+                connect = asyncio.open_connection(*self.tcp)
+            elif self.socket_path is not None and self.socket_path.exists():
+                connect = asyncio.open_unix_connection(str(self.socket_path))
+            else:
+                return False
+            reader, writer = await asyncio.wait_for(connect, 1.0)
         except (OSError, TimeoutError):
             return False
         try:
             writer.write(b"GET /health HTTP/1.1\r\nHost: action\r\nConnection: close\r\n\r\n")
             await writer.drain()
             answer = await asyncio.wait_for(reader.read(), 1.0)  # to EOF: Connection: close
+            if self.tcp is not None:
+                # Standard runtime images have no /health: any HTTP answer means it listens
+                # (the engine's port proxy accepts connections before the action does).
+                return answer.startswith(b"HTTP/")
             return answer.split(b" ", 2)[1:2] == [b"200"]
         except (OSError, TimeoutError, IndexError):
             return False

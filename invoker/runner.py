@@ -14,7 +14,7 @@ from invoker.codecache import CodeCache, CodeMissing
 from invoker.logs import DEVELOPER_ERROR_LINE, LogCollection, format_line, timestamp
 from invoker.pool import ContainerPool, Slot, WarmKey
 from invoker.protocol import Invocation, Outcome, Reason, Result
-from invoker.sandbox import Container, ContainerSpec, ProvisionError
+from invoker.sandbox import Container, ContainerSpec, ImageMissing, ProvisionError
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,12 @@ class Runner:
             return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
         try:
             slot, warm = await self.pool.acquire(warm_key(inv), spec)
+        except ImageMissing:
+            return Result.failure(
+                inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED,
+                messages.image_missing(action.image), start=now_ms(), end=now_ms(),
+                invoker=self.invoker_id,
+            )  # fmt: skip
         except ProvisionError as exc:
             log.warning("activation %s: %s", inv.activation_id, exc)
             return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
@@ -128,10 +134,11 @@ class Runner:
             init = {
                 "name": inv.action.name,
                 "main": inv.action.main or "main",
-                "code": code,
                 "binary": inv.action.binary,
                 "env": {**inv.init_env, **context_env(inv, deadline)},
             }
+            if code is not None:  # blackbox actions may come without code
+                init["code"] = code
             exchange = await container.init({"value": init}, timeout_ms / 1000)
             init_time = exchange.elapsed_ms
             oom = exchange.status is None and await container.was_oom_killed()

@@ -34,6 +34,10 @@ class ProvisionError(Exception):
     """A container could not be started."""
 
 
+class ImageMissing(ProvisionError):
+    """The image is not present on this host (nothing is ever pulled)."""
+
+
 class Container(Protocol):
     """A started action container, reached through its proxy's HTTP protocol."""
 

@@ -11,6 +11,9 @@ const zlib = require('zlib');
 const { createRequire } = require('module');
 
 const SOCKET = process.env.HOMERUN_SOCKET || '/run/homerun/action.sock';
+// With HOMERUN_TCP_PORT set, listen on that TCP port instead, as standard OpenWhisk runtime
+// images do on 8080 (this is how the image serves as a blackbox image).
+const TCP_PORT = process.env.HOMERUN_TCP_PORT;
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
 const MAX_BODY = 64 * 1024 * 1024;
 
@@ -292,6 +295,14 @@ async function handle(request, response) {
 }
 
 function listen() {
+  if (TCP_PORT) {
+    const server = http.createServer((request, response) => handle(request, response));
+    server.keepAliveTimeout = 0;
+    server.requestTimeout = 0;
+    server.listen(Number(TCP_PORT), '0.0.0.0');
+    process.on('SIGTERM', () => process.exit(0));
+    return;
+  }
   try {
     fs.mkdirSync(path.dirname(SOCKET), { recursive: true });
   } catch {
