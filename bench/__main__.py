@@ -7,7 +7,8 @@ loopback, then measures, each against a baseline taken in the same run:
    same warm container (p50, p99, ratio);
 2. cold start of a new action (no stem cells) vs `docker run` of the same image until its
    proxy first answers;
-3. warm noop throughput at concurrency 1, 8 and 32, vs direct `/run` throughput (c=1).
+3. warm noop throughput at concurrency 1, 8 and 32 (after an untimed warm-up at the same
+   concurrency), vs direct `/run` throughput (c=1).
 """
 
 from __future__ import annotations
@@ -231,6 +232,8 @@ async def bench(args: argparse.Namespace, cluster: Cluster, headers: dict[str, s
         print(row("cold start p50 (ms) vs docker run to answer", f"{c:.1f}", f"{d:.1f}", c / d))
 
         for concurrency in (1, 8, 32):
+            # Untimed first: concurrency c needs c warm containers (each a cold start).
+            await throughput(concurrency, args.seconds, invoke)
             rps = await throughput(concurrency, args.seconds, invoke)
             print(row(f"warm throughput c={concurrency} (req/s) vs direct c=1",
                       f"{rps:.0f}", f"{direct_rps:.0f}", rps / direct_rps))  # fmt: skip

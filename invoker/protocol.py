@@ -365,7 +365,8 @@ async def reap_queue(
 ) -> tuple[int, int]:
     """Empty the queue of a dead (or departing) invoker: entries that never started go to the
     live invoker with the shortest queue; entries that started become internal-error results.
-    Returns (redelivered, failed). Entries stay put when no live invoker exists."""
+    Returns (redelivered, failed). Unstarted entries stay put when no live invoker exists;
+    undecodable ones are dropped."""
     queue = keys.queue(dead_id)
     running = await redis.hgetall(keys.running(dead_id))
     started = {(v.decode() if isinstance(v, bytes) else str(v)) for v in running.values()}
@@ -375,7 +376,11 @@ async def reap_queue(
     for raw_id, fields in entries:
         entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         raw = fields.get(FIELD.encode(), fields.get(FIELD))
-        invocation = Invocation.decode(raw)
+        try:
+            invocation = Invocation.decode(raw or b"")
+        except ValueError:  # undecodable: nothing can run or record it; drop it
+            await redis.xdel(queue, entry_id)
+            continue
         if entry_id in started:
             result = Result.failure(
                 invocation, Outcome.INTERNAL_ERROR, Reason.ABANDONED, message,

@@ -70,6 +70,7 @@ class Worker:
         self._complete = redis.register_script(COMPLETE_SCRIPT)
         self.completed = 0
         self._prewarming: asyncio.Task[None] | None = None
+        self._departing = False
 
     # Lifecycle.
 
@@ -104,6 +105,9 @@ class Worker:
             await self._serve(burst)
             await self._drain()
         finally:
+            # The loops also watch this flag: a cancellation can be lost inside the Redis
+            # client (CPython gh-86296), and a heartbeat after departure would re-register.
+            self._departing = True
             for task in background:
                 task.cancel()
             await asyncio.wait(background, timeout=5)
@@ -143,7 +147,8 @@ class Worker:
         for _stream, messages_ in reply or []:
             for entry_id, fields in messages_:
                 if fields:  # a deleted entry still pending shows with no fields
-                    entries.append((_str(entry_id), fields[FIELD.encode()]))
+                    # An entry without the field is dropped by _handle, like bad JSON.
+                    entries.append((_str(entry_id), fields.get(FIELD.encode(), b"")))
         return entries
 
     def _spawn(self, entry_id: str, raw: bytes) -> None:
@@ -184,9 +189,10 @@ class Worker:
             if not await self.redis.xlen(self.keys.queue(self.id)):
                 await self.redis.hdel(self.keys.invokers, self.id)
                 await self.redis.delete(self.keys.queue(self.id), self.keys.running(self.id))
-        except RedisError as exc:
+        except Exception as exc:  # whatever happens, the containers go
             log.warning("could not hand over queued work: %s", exc)
-        await self.pool.close()
+        finally:
+            await self.pool.close()
 
     # One invocation.
 
@@ -253,8 +259,10 @@ class Worker:
     async def _heartbeat(self) -> None:
         """Its own task: nothing slow (container removal, say) may delay a heartbeat, or the
         invoker would look dead and have its work reaped."""
-        while True:
+        while not self._departing:
             await asyncio.sleep(self.heartbeat_s)
+            if self._departing:
+                return
             try:
                 await self._heartbeat_once()
             except RedisError as exc:
@@ -262,7 +270,7 @@ class Worker:
 
     async def _evict_idle(self) -> None:
         interval = max(1.0, min(10.0, self.pool.idle_timeout_s / 4))
-        while True:
+        while not self._departing:
             await asyncio.sleep(interval)
             try:
                 await self.pool.evict_idle()

@@ -73,7 +73,7 @@ async def make_pool(sandbox: RecordingSandbox) -> AsyncIterator[Callable[..., Co
     pools: list[ContainerPool] = []
 
     def make(budget_mb: int = 1024, **options: Any) -> ContainerPool:
-        pool = ContainerPool(sandbox, budget_mb, **options)  # type: ignore[arg-type]
+        pool = ContainerPool(sandbox, budget_mb, **options)
         pools.append(pool)
         return pool
 

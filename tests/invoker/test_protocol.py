@@ -261,7 +261,8 @@ def test_stem_cells_of_a_manifest() -> None:
                 {"kind": "nodejs:20", "image": "node20"},
             ],
             "python": [
-                {"kind": "python:3.11", "image": "py311", "stemCells": [{"count": 1, "memory": 128}]}
+                {"kind": "python:3.11", "image": "py311",
+                 "stemCells": [{"count": 1, "memory": 128}]},
             ],
         }
     }  # fmt: skip
@@ -429,7 +430,7 @@ async def test_reap_queue_balances_over_shortest_queues(redis: Redis, keys: Keys
     assert await redis.xlen(keys.queue("live-1")) == 3 + 1
     assert await redis.xlen(keys.queue("live-2")) == 4
     moved = [Invocation.decode(raw) for _, raw in await entries(redis, keys.queue("live-2"))]
-    assert moved == waiting[:3] + [waiting[4]]
+    assert moved == [*waiting[:3], waiting[4]]
 
 
 async def test_reap_queue_without_live_invokers_moves_nothing_unstarted(
@@ -444,6 +445,26 @@ async def test_reap_queue_without_live_invokers_moves_nothing_unstarted(
     # The waiting entry stays for a later reap; the lost one is recorded now all the same.
     assert await entries(redis, keys.queue("dead")) == [(waiting_id, waiting.encode().encode())]
     assert [r.activation_id for r in await results(redis, keys)] == [started.activation_id]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{FIELD: b"not json"}, {FIELD: b'{"v": 1}'}, {"unexpected": b"no message field"}],
+    ids=["not-json", "invalid", "no-field"],
+)
+async def test_reap_queue_gets_past_an_undecodable_entry(
+    redis: Redis, keys: Keys, fields: dict[str, bytes]
+) -> None:
+    before, after = invocation(1), invocation(2)
+    await enqueue(redis, keys, "dead", before)
+    await redis.xadd(keys.queue("dead"), fields)  # type: ignore[arg-type]
+    await enqueue(redis, keys, "dead", after)
+
+    redelivered, failed = await reap_queue(redis, keys, "dead", ["live-1"], now_ms=0)
+
+    assert (redelivered, failed) == (2, 0)
+    moved = [Invocation.decode(raw) for _, raw in await entries(redis, keys.queue("live-1"))]
+    assert moved == [before, after]
 
 
 async def test_reap_queue_of_an_empty_queue(redis: Redis, keys: Keys) -> None:
