@@ -38,6 +38,13 @@ ensure_venv() {
   "$VENV/bin/pip" install -q -e "$ROOT${1:+[$1]}"
 }
 
+ensure_node() {
+  # Node.js and npm: the compatibility suite drives Homerun with the `openwhisk` npm client,
+  # and the process sandbox runs nodejs actions with the host's node.
+  if command -v node >/dev/null && command -v npm >/dev/null; then return 0; fi
+  apt_install nodejs npm
+}
+
 ensure_postgres() {
   if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then return 0; fi
   apt_install postgresql
