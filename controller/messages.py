@@ -164,3 +164,43 @@ def package_not_empty(count: int) -> str:
         f"Package not empty (contains {count} entities). "
         "Set force param or delete package contents."
     )
+
+
+# Triggers and rules (shared/spec/openwhisk.md §3.3, §3.4, §10.1).
+FEED_NAME_INVALID = "Feed name is not valid"
+RULE_NEEDS_TRIGGER_AND_ACTION = "rule requires a valid trigger and a valid action"
+RULE_TRIGGER_GONE = "Only rules with existing triggers can be activated"
+RULE_STATUS_MISSING = "Object is missing required member 'status'"
+FIRE_FAILED = "There was an internal server error."
+
+
+def trigger_missing(path: str) -> str:
+    return f"trigger {path} does not exist"
+
+
+def rule_action_missing(path: str) -> str:
+    return f"action {path} does not exist"
+
+
+def rule_state_invalid(state: str) -> str:
+    return f"'{state}' is not a recognized rule state, must be one of ['active', 'inactive']"
+
+
+def rule_reference_invalid(field: str, reference: str) -> str:
+    return (
+        f"'{field}' must be a fully qualified entity name such as '/_/{field}' or an object "
+        f"with 'path' and 'name': {reference}"
+    )
+
+
+# Web actions (shared/spec/openwhisk.md §8; OpenWhisk's `Messages` and Akka's 401 text).
+WEB_AUTH_FAILED = "Authentication is possible but has failed or not yet been provided."
+WEB_ERROR_PROCESSING = "There was an error processing your request."
+WEB_RESPONSE_NOT_READY = "Response not yet ready."
+WEB_PROPERTY_NOT_FOUND = "Response does not include requested property."
+WEB_CONTENT_TYPE_MISMATCH = "Response type in header did not match generated content type."
+WEB_UNKNOWN_CONTENT_TYPE = "Response did not specify a known content-type."
+
+
+def web_invalid_media(media_type: str) -> str:
+    return f"Response is not valid '{media_type}'."

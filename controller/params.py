@@ -39,17 +39,18 @@ def merge(
     """Merge parameter layers (lowest first: package, binding, action) under the request.
     With `final`, a request may not override a parameter that already has a non-null value."""
     run: dict[str, Any] = {}
-    init_env: dict[str, str] = {}
+    init: dict[str, Any] = {}
     for layer in layers:
-        for kv in layer:
+        for kv in layer:  # a higher layer replaces a key whichever kind it was
             if kv.init:
-                init_env[kv.key] = env_string(kv.value)
+                init[kv.key] = kv.value
                 run.pop(kv.key, None)
             else:
                 run[kv.key] = kv.value
+                init.pop(kv.key, None)
     if final:
-        fixed = {k for k, v in run.items() if v is not None} | set(init_env)
+        fixed = {k for k, v in (*run.items(), *init.items()) if v is not None}
         if fixed & set(request):
             raise InvalidInput(FINAL_PARAMS)
     run.update(request)
-    return MergedParams(run=run, init_env=init_env)
+    return MergedParams(run=run, init_env={k: env_string(v) for k, v in init.items()})

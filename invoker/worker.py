@@ -176,9 +176,14 @@ class Worker:
         if self._tasks:
             log.info("draining %d running activations", len(self._tasks))
             _, pending = await asyncio.wait(self._tasks, timeout=self.drain_timeout_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            # Cancel again while any lingers: a cancellation can be swallowed inside the
+            # Redis client on Python 3.11 (CPython gh-86296).
+            for _ in range(100):
+                if not pending:
+                    break
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=0.1)
 
     async def _depart(self) -> None:
         """Hand queued work to live invokers, then deregister (when nothing is left)."""

@@ -23,12 +23,14 @@ from controller.api.openwhisk import info as ow_info
 from controller.api.openwhisk import packages as ow_packages
 from controller.api.openwhisk import rules as ow_rules
 from controller.api.openwhisk import triggers as ow_triggers
+from controller.api.openwhisk import web as ow_web
 from controller.api.openwhisk.common import BEARER_PREFIX
 from controller.api.openwhisk.cors import CorsMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
 from controller.db.engine import create_engine, session_factory
 from controller.execution.service import Executor
+from controller.execution.tasks import cancel_all
 from controller.maintenance import purge_forever
 from controller.runtimes import load_manifest
 from controller.services import codestore
@@ -77,8 +79,7 @@ def create_app(settings: Settings) -> Starlette:
                 await state.executor.start()
             yield
         finally:
-            retention.cancel()
-            await asyncio.gather(retention, return_exceptions=True)
+            await cancel_all([retention])
             if state.executor is not None:
                 await state.executor.stop()
             if redis is not None:
@@ -101,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
         for method, path, handler in openwhisk
         if path.startswith("/api/v1/")
     )
+    routes += grouped_routes(ow_web.TABLE)  # anonymous: not under /runtime/api/v1
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     app = Starlette(
         routes=routes,

@@ -175,3 +175,41 @@ class ApiKeyRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created: Mapped[int] = mapped_column(BigInteger)
     revoked: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class TriggerRow(Base):
+    """A trigger. As in OpenWhisk, the status of each rule lives here, in `rules`:
+    `{"<ns>/<rule>": {"action": {"path", "name"}, "status"}}` (None until a rule links it)."""
+
+    __tablename__ = "triggers"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NAME)
+    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[str] = mapped_column(String(64), default="0.0.1")
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class RuleRow(Base):
+    """A rule: a trigger and an action, each as OpenWhisk's `{path, name}` (the path is the
+    namespace, or `namespace/package` for a packaged action). Its status is on the trigger."""
+
+    __tablename__ = "rules"
+    __table_args__ = (UniqueConstraint("namespace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(NAME)
+    trigger_path: Mapped[str] = mapped_column(NAME)
+    trigger_name: Mapped[str] = mapped_column(NAME)
+    action_path: Mapped[str] = mapped_column(String(513))
+    action_name: Mapped[str] = mapped_column(NAME)
+    annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    version: Mapped[str] = mapped_column(String(64), default="0.0.1")
+    publish: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated: Mapped[int] = mapped_column(BigInteger)

@@ -12,7 +12,7 @@ from controller.errors import HomerunError
 from invoker.protocol import FIELD, Invocation, InvokerInfo, Keys, live_invokers
 
 CODE_TTL_S = 7 * 24 * 3600
-_KNOWN_CODE_S = 600.0
+_KNOWN_CODE_S = 30.0  # bounds how long code lost with a Redis restart stays missing
 _INVOKERS_CACHE_S = 1.0
 
 

@@ -94,7 +94,7 @@ class Recorder:
         results = []
         for _entry_id, fields in entries:
             try:
-                results.append(Result.decode(fields[FIELD.encode()]))
+                results.append(Result.decode(fields.get(FIELD.encode(), b"")))
             except ValueError as exc:
                 log.error("dropping an undecodable result: %s", exc)
         for result in results:

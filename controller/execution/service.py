@@ -23,6 +23,7 @@ from controller.execution.dispatch import Dispatcher
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, publish_reply
 from controller.execution.sequences import SequenceRunner
+from controller.execution.tasks import cancel_all
 from controller.execution.throttle import Throttle
 from controller.execution.waiters import Waiters
 from controller.limits import SystemLimits
@@ -123,9 +124,7 @@ class Executor:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
 
     def _resolve_local(self, result: Result) -> None:
         """Wake a caller waiting in this process with the result itself (its record is being

@@ -45,7 +45,7 @@ class Activation:
 
 
 def response_of(result: Result) -> dict[str, Any]:
-    size = len(json.dumps(result.result, separators=(",", ":")))
+    size = len(json.dumps(result.result, separators=(",", ":"), ensure_ascii=False))
     return {
         "status": result.outcome.value,
         "statusCode": result.outcome.status_code,

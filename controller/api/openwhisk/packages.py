@@ -1,7 +1,170 @@
-"""`/api/v1/namespaces/{namespace}/packages`."""
+"""`/api/v1/namespaces/{namespace}/packages[/{name}]`: packages and package bindings.
+
+POST on a package is not a route: the router answers 405.
+"""
 
 from __future__ import annotations
 
-from controller.api.endpoint import Handler
+from typing import Any
 
-TABLE: list[tuple[str, str, Handler]] = []
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, field_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from controller.api.endpoint import Handler
+from controller.api.http import parse_model
+from controller.api.openwhisk.common import (
+    authenticate,
+    json_body,
+    namespace_of,
+    page,
+    query_bool,
+    require_own,
+)
+from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.state import app_state
+from controller.domain import Action, KeyValue
+from controller.services import packages
+from controller.services.packages import BindingRef, Package, PackageSpec, PackageView
+
+PREFIX = "/api/v1/namespaces/{namespace}/packages"
+
+_LOOSE = ConfigDict(extra="ignore")  # OpenWhisk ignores unknown fields of PUT bodies
+
+
+class BindingIn(BaseModel):
+    model_config = _LOOSE
+    namespace: StrictStr
+    name: StrictStr
+
+
+class PackagePut(BaseModel):
+    """`PUT /namespaces/{ns}/packages/{name}`: `namespace` and `name` come from the URL."""
+
+    model_config = _LOOSE
+    parameters: list[KeyValueIn] | None = None
+    annotations: list[KeyValueIn] | None = None
+    publish: StrictBool | None = None
+    version: StrictStr | None = None
+    binding: BindingIn | None = None
+
+    @field_validator("binding", mode="before")
+    @classmethod
+    def _empty_binding(cls, value: Any) -> Any:
+        # OpenWhisk reads `"binding": {}` (what GET returns for a package) as no binding.
+        return None if value == {} else value
+
+
+def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
+    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
+
+
+def package_put(body: dict[str, Any]) -> PackageSpec:
+    put = parse_model(PackagePut, body)
+    binding = None if put.binding is None else BindingRef(put.binding.namespace, put.binding.name)
+    return PackageSpec(
+        parameters=_kvs(put.parameters),
+        annotations=_kvs(put.annotations),
+        publish=put.publish,
+        version=put.version,
+        binding=binding,
+    )
+
+
+def _binding_json(binding: BindingRef) -> dict[str, str]:
+    return {"namespace": binding.namespace, "name": binding.name}
+
+
+def package_json(package: Package) -> dict[str, Any]:
+    return {
+        "namespace": package.namespace,
+        "name": package.name,
+        "version": package.version,
+        "publish": package.publish,
+        "binding": {} if package.binding is None else _binding_json(package.binding),
+        "parameters": kv_json(package.parameters),
+        "annotations": kv_json(package.annotations),
+        "updated": package.updated,
+    }
+
+
+def package_summary(package: Package) -> dict[str, Any]:
+    return {
+        "namespace": package.namespace,
+        "name": package.name,
+        "version": package.version,
+        "publish": package.publish,
+        "annotations": kv_json(package.annotations),
+        "binding": False if package.binding is None else _binding_json(package.binding),
+        "updated": package.updated,
+    }
+
+
+def _entry(action: Action) -> dict[str, Any]:
+    return {
+        "name": action.name,
+        "version": action.version,
+        "annotations": kv_json(action.annotations),
+    }
+
+
+def view_json(view: PackageView) -> dict[str, Any]:
+    out = package_json(view.package)
+    out["actions"] = [_entry(a) for a in view.actions if not packages.is_feed(a)]
+    out["feeds"] = [_entry(a) for a in view.actions if packages.is_feed(a)]
+    return out
+
+
+async def list_packages(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        p = page(request, "packages")
+        if p.count:
+            count = await packages.count_packages(session, caller, namespace)
+            return JSONResponse({"packages": count})
+        found = await packages.list_packages(session, caller, namespace, p.skip, p.limit)
+    return JSONResponse([package_summary(pkg) for pkg in found])
+
+
+async def get_package(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = str(request.path_params["name"])
+        view = await packages.get_package(session, caller, namespace, name)
+    return JSONResponse(view_json(view))
+
+
+async def put_package(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = str(request.path_params["name"])
+        require_own(namespace, caller, f"{namespace}/{name}")
+        overwrite = query_bool(request, "overwrite", False)
+        spec = package_put(await json_body(request, state.settings.limits.request_body_max_bytes))
+        package = await packages.put_package(
+            session, caller, name, spec, state.settings.limits, overwrite=overwrite
+        )
+    return JSONResponse(package_json(package))
+
+
+async def delete_package(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        name = str(request.path_params["name"])
+        require_own(namespace, caller, f"{namespace}/{name}")
+        force = query_bool(request, "force", False)
+        package = await packages.delete_package(session, caller, name, force=force)
+    return JSONResponse(package_json(package))
+
+
+TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", PREFIX, list_packages),
+    ("GET", PREFIX + "/{name}", get_package),
+    ("PUT", PREFIX + "/{name}", put_package),
+    ("DELETE", PREFIX + "/{name}", delete_package),
+]

@@ -1,7 +1,160 @@
-"""`/api/v1/namespaces/{namespace}/triggers`."""
+"""`/api/v1/namespaces/{namespace}/triggers[/{name}]`: triggers, and firing them."""
 
 from __future__ import annotations
 
-from controller.api.endpoint import Handler
+from typing import Any
 
-TABLE: list[tuple[str, str, Handler]] = []
+from pydantic import BaseModel, ConfigDict, JsonValue, StrictBool, StrictStr
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from controller.api.endpoint import Handler
+from controller.api.errors import request_id
+from controller.api.http import parse_model
+from controller.api.openwhisk.actions import ACTIVATION_HEADER
+from controller.api.openwhisk.common import (
+    authenticate,
+    json_body,
+    namespace_of,
+    page,
+    query_bool,
+    require_own,
+)
+from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.state import app_state
+from controller.domain import KeyValue, Namespace
+from controller.names import check_segment
+from controller.services import triggers
+from controller.services.triggers import Trigger, TriggerSpec, ref_path
+
+PREFIX = "/api/v1/namespaces/{namespace}/triggers"
+
+
+class TriggerPut(BaseModel):
+    """`PUT /namespaces/{ns}/triggers/{name}`: `namespace` and `name` come from the URL."""
+
+    model_config = ConfigDict(extra="ignore")
+    parameters: list[KeyValueIn] | None = None
+    annotations: list[KeyValueIn] | None = None
+    limits: dict[str, JsonValue] | None = None  # accepted; triggers have no limits
+    version: StrictStr | None = None
+    publish: StrictBool | None = None
+
+
+def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
+    return None if pairs is None else tuple(KeyValue(kv.key, kv.value) for kv in pairs)
+
+
+def trigger_put(body: dict[str, Any]) -> TriggerSpec:
+    put = parse_model(TriggerPut, body)
+    return TriggerSpec(_kvs(put.parameters), _kvs(put.annotations), put.version, put.publish)
+
+
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "namespace": trigger.namespace,
+        "name": trigger.name,
+        "version": trigger.version,
+        "publish": trigger.publish,
+        "parameters": kv_json(trigger.parameters),
+        "limits": {},
+        "annotations": kv_json(trigger.annotations),
+        "updated": trigger.updated,
+    }
+    if trigger.rules is not None:
+        out["rules"] = {
+            key: {
+                "action": {"path": ref_path(link.action), "name": link.action.name},
+                "status": link.status.value,
+            }
+            for key, link in trigger.rules.items()
+        }
+    return out
+
+
+def trigger_summary(trigger: Trigger) -> dict[str, Any]:
+    return {
+        "namespace": trigger.namespace,
+        "name": trigger.name,
+        "version": trigger.version,
+        "publish": trigger.publish,
+        "annotations": kv_json(trigger.annotations),
+        "updated": trigger.updated,
+    }
+
+
+def _own_trigger(request: Request, caller: Namespace) -> str:
+    """The `{name}` of a trigger of the caller's own namespace (triggers are never in
+    packages, so a name with '/' is invalid)."""
+    namespace = namespace_of(request, caller)
+    name = str(request.path_params["name"])
+    require_own(namespace, caller, f"{namespace}/{name}")
+    return check_segment(name)
+
+
+async def list_triggers(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        namespace = namespace_of(request, caller)
+        require_own(namespace, caller, namespace)
+        p = page(request, "triggers")
+        if p.count:
+            return JSONResponse({"triggers": await triggers.count_triggers(session, caller)})
+        found = await triggers.list_triggers(session, caller, p.skip, p.limit)
+    return JSONResponse([trigger_summary(t) for t in found])
+
+
+async def get_trigger(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        name = _own_trigger(request, caller)
+        trigger = await triggers.get_trigger(session, caller, name)
+    return JSONResponse(trigger_json(trigger))
+
+
+async def put_trigger(request: Request) -> Response:
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        name = _own_trigger(request, caller)
+        overwrite = query_bool(request, "overwrite", False)
+        spec = trigger_put(await json_body(request, state.settings.limits.request_body_max_bytes))
+        trigger = await triggers.put_trigger(
+            session, caller, name, spec, state.settings.limits, overwrite=overwrite
+        )
+    return JSONResponse(trigger_json(trigger))
+
+
+async def delete_trigger(request: Request) -> Response:
+    async with app_state(request).transaction() as session:
+        caller = await authenticate(request, session)
+        name = _own_trigger(request, caller)
+        trigger = await triggers.delete_trigger(session, caller, name)
+    return JSONResponse(trigger_json(trigger))
+
+
+async def fire_trigger(request: Request) -> Response:
+    """202 with the trigger activation's id once each active rule's action is invoked; 204
+    (and no activation) when no rule is active."""
+    state = app_state(request)
+    async with state.transaction() as session:
+        caller = await authenticate(request, session)
+        name = _own_trigger(request, caller)
+        payload = await json_body(request, state.settings.limits.payload_max_bytes)
+        plan = await triggers.plan_fire(session, caller, name)
+    if not plan.firings:
+        return Response(status_code=204)
+    activation_id = await triggers.fire(
+        plan, payload, state.require_executor(), state.transaction, request_id(request)
+    )
+    headers = {ACTIVATION_HEADER: activation_id}
+    return JSONResponse({"activationId": activation_id}, 202, headers=headers)
+
+
+TABLE: list[tuple[str, str, Handler]] = [
+    ("GET", PREFIX, list_triggers),
+    ("GET", PREFIX + "/{name:path}", get_trigger),
+    ("PUT", PREFIX + "/{name:path}", put_trigger),
+    ("DELETE", PREFIX + "/{name:path}", delete_trigger),
+    ("POST", PREFIX + "/{name:path}", fire_trigger),
+]

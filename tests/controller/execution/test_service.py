@@ -215,9 +215,8 @@ def test_build_applies_final_to_package_parameters(executor: Executor) -> None:
         executor.build(req, ACTIVATION_ID)
 
 
-async def test_invoking_a_sequence_raises(executor: Executor, redis_prefix: str) -> None:
+def test_a_sequence_is_never_built_into_an_invocation(executor: Executor) -> None:
+    # Sequences run in the controller (§7); only their components go to invokers.
     target = action(kind="sequence", components=("/acme-int1/a", "/acme-int1/b"))
     with pytest.raises(InvalidInput):
-        await executor.invoke(request(target))
-    assert [k async for k in executor.redis.scan_iter(match=f"{redis_prefix}:*")] == []
-    assert len(executor.waiters) == 0
+        executor.build(request(target), ACTIVATION_ID)

@@ -1,0 +1,171 @@
+"""`/api/v1/web/{namespace}/{package|default}/{action}[.ext][/rest]`: web actions, invoked
+without credentials as their owner, answering with whatever HTTP the result describes
+(shared/spec/openwhisk.md §8). The rules live in `webcodec`; this module does the I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from controller import messages
+from controller.api.errors import error_response, homerun_error, request_id
+from controller.api.http import read_body
+from controller.api.openwhisk.actions import ACTIVATION_HEADER
+from controller.api.openwhisk.common import basic_credentials
+from controller.api.openwhisk.webcodec import (
+    WebAnnotations,
+    WebRequest,
+    WebResponse,
+    WebTarget,
+    action_arguments,
+    cors_headers,
+    parse_target,
+    response_value,
+    transcode,
+)
+from controller.api.state import AppState, app_state
+from controller.domain import Action, Namespace
+from controller.errors import HomerunError, NotAuthenticated, NotAuthorized, NotFound
+from controller.execution.service import InvokeRequest, Pending
+from controller.names import ActionName
+from controller.services import actions, namespaces, packages
+from controller.services.packages import Layers
+
+PATH = "/api/v1/web/{namespace}/{package}/{action_and_rest:path}"
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class WebAction:
+    """A web action found from its URL, with what running it needs."""
+
+    owner: Namespace  # the URL's namespace: the activation runs and is billed as it
+    action: Action
+    layers: Layers  # package (and binding) parameters
+    annotations: WebAnnotations
+
+
+async def find_web_action(session: AsyncSession, target: WebTarget) -> WebAction:
+    """The exported action the URL names, directly or through one of the owner's bindings;
+    anything else is NotFound, so that nothing about other actions leaks."""
+    owner = await namespaces.get_by_name(session, target.namespace)
+    if owner is None:
+        raise NotFound(messages.ENTITY_NOT_FOUND)
+    try:
+        bound = await packages.resolve_binding(session, owner, owner.name, target.package)
+        layers: Layers
+        if bound is None:
+            home, package = owner, target.package
+            layers = (await actions.package_parameters(session, owner, package),)
+        else:
+            home, package, layers = bound
+        name = ActionName(package, target.name)
+        action = await actions.get_action(session, home, name, with_code=False)
+    except (NotFound, NotAuthorized):
+        raise NotFound(messages.ENTITY_NOT_FOUND) from None
+    annotations = WebAnnotations.of(action.annotations)
+    if not annotations.exported:
+        raise NotFound(messages.ENTITY_NOT_FOUND)
+    return WebAction(owner, action, layers, annotations)
+
+
+async def _web_user(request: Request, session: AsyncSession) -> str | None:
+    """The namespace whose valid Basic credentials the request carries; invalid ones are
+    as good as none."""
+    credentials = basic_credentials(request)
+    if credentials is None:
+        return None
+    caller = await namespaces.authenticate_basic(session, *credentials)
+    return None if caller is None else caller.name
+
+
+def _web_request(request: Request, target: WebTarget, body: bytes) -> WebRequest:
+    return WebRequest(
+        method=request.method,
+        headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw),
+        path=target.path,
+        query=request.url.query,
+        body=body,
+    )
+
+
+def _render(web: WebResponse) -> Response:
+    response = Response(web.body, web.status)
+    if web.content_type is not None:
+        response.headers["content-type"] = web.content_type
+    for name, value in web.headers:
+        response.headers.append(name, value)
+    return response
+
+
+async def _invoke(
+    request: Request,
+    state: AppState,
+    found: WebAction,
+    target: WebTarget,
+    body: bytes,
+    user: str | None,
+) -> Response:
+    if request.method != "OPTIONS" and not found.annotations.allows(
+        authenticated=user is not None, secret=request.headers.get("x-require-whisk-auth")
+    ):
+        raise NotAuthenticated(messages.WEB_AUTH_FAILED)
+    args = action_arguments(
+        _web_request(request, target, body), raw=found.annotations.raw, user=user
+    )
+    outcome = await state.require_executor().invoke(
+        InvokeRequest(
+            namespace=found.owner,
+            action=found.action,
+            params=args,
+            layers=found.layers,
+            blocking=True,
+            wait_ms=state.settings.limits.blocking_wait_ms,
+            transaction_id=request_id(request),
+        )
+    )
+    response: Response
+    if isinstance(outcome, Pending):
+        response = error_response(request, 202, messages.WEB_RESPONSE_NOT_READY)
+        response.headers[ACTIVATION_HEADER] = outcome.activation_id
+        return response
+    activation = outcome.activation
+    try:
+        value = response_value(activation.outcome, activation.response["result"])
+        response = _render(transcode(target.extension, value))
+    except HomerunError as exc:
+        response = await homerun_error(request, exc)
+    response.headers[ACTIVATION_HEADER] = activation.activation_id
+    return response
+
+
+async def web_action(request: Request) -> Response:
+    state = app_state(request)
+    params = request.path_params
+    target = parse_target(params["namespace"], params["package"], params["action_and_rest"])
+    body = await read_body(request, state.settings.limits.payload_max_bytes)
+    async with state.transaction() as session:
+        found = await find_web_action(session, target)
+        user = await _web_user(request, session)
+    custom_options = found.annotations.custom_options
+    response: Response
+    try:
+        if request.method == "OPTIONS" and not custom_options:
+            response = Response(status_code=200)
+        else:
+            response = await _invoke(request, state, found, target, body, user)
+    except HomerunError as exc:
+        response = await homerun_error(request, exc)
+    if response.status_code == 401:
+        del response.headers["www-authenticate"]  # no browser login prompt for a web page
+    if not custom_options:
+        for name, value in cors_headers(request.headers.get("access-control-request-headers")):
+            if name not in response.headers:
+                response.headers.append(name, value)
+    return response
+
+
+TABLE = [(method, PATH, web_action) for method in METHODS]

@@ -1,0 +1,20 @@
+"""Stopping background tasks reliably."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]], timeout_s: float = 10.0) -> None:
+    """Cancel tasks and wait for them, cancelling again while they linger: on Python 3.11 a
+    cancellation can be swallowed inside `asyncio.wait_for` (CPython gh-86296), which the
+    Redis client uses for every command."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = {task for task in tasks if not task.done()}
+    while pending and loop.time() < deadline:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
