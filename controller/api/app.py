@@ -20,6 +20,7 @@ from controller.api.http import RequestIdMiddleware
 from controller.api.openwhisk import actions as ow_actions
 from controller.api.openwhisk import activations as ow_activations
 from controller.api.openwhisk import info as ow_info
+from controller.api.openwhisk import logforwarding as ow_logforwarding
 from controller.api.openwhisk import packages as ow_packages
 from controller.api.openwhisk import rules as ow_rules
 from controller.api.openwhisk import triggers as ow_triggers
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> Starlette:
         *ow_rules.TABLE,
     ]
     routes += grouped_routes(openwhisk)
+    routes += grouped_routes(ow_logforwarding.TABLE)
     # The same API under /runtime/api/v1, with operator bearer tokens (`aio app deploy`).
     routes += grouped_routes(
         (method, BEARER_PREFIX + path[len("/api/v1") :], handler)

@@ -213,3 +213,17 @@ class RuleRow(Base):
     version: Mapped[str] = mapped_column(String(64), default="0.0.1")
     publish: Mapped[bool] = mapped_column(Boolean, default=False)
     updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogForwardingRow(Base):
+    """Where a namespace's activation logs go (Adobe's log forwarding); absent means the
+    default, `adobe_io_runtime`: logs stay in Homerun."""
+
+    __tablename__ = "log_forwarding"
+
+    namespace_id: Mapped[int] = mapped_column(
+        ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    destination: Mapped[str] = mapped_column(String(64))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated: Mapped[int] = mapped_column(BigInteger)

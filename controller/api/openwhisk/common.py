@@ -40,11 +40,12 @@ BEARER_PREFIX = "/runtime/api/v1"
 
 async def authenticate(request: Request, session: AsyncSession) -> Namespace:
     """The caller's namespace: the one whose `uuid:key` the request carries (Basic), or, under
-    `/runtime/api/v1`, the path's namespace when an operator token reaches its organization
-    (Bearer; what `aio app deploy` sends through AIO_DEPLOY_SERVICE_URL). 401 otherwise."""
+    `/runtime/` (`/runtime/api/v1`, log forwarding), the path's namespace when an operator
+    token reaches its organization (Bearer; what `aio app deploy` sends through
+    AIO_DEPLOY_SERVICE_URL). 401 otherwise."""
     if not request.headers.get("authorization"):
         raise NotAuthenticated(messages.AUTH_REQUIRED)
-    if request.url.path.startswith(BEARER_PREFIX):
+    if request.url.path.startswith("/runtime/"):
         return await _bearer_caller(request, session)
     return await _basic_caller(request, session)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import hmac
 import json
 import re
 from collections.abc import Iterable
@@ -109,10 +110,10 @@ class WebAnnotations:
             return True
         if required is True:
             return authenticated
-        if isinstance(required, str):
-            return secret == required
         if isinstance(required, int | float):
-            return secret == json.dumps(required)
+            required = json.dumps(required)
+        if isinstance(required, str):
+            return secret is not None and hmac.compare_digest(secret.encode(), required.encode())
         return False
 
 
