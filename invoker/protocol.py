@@ -175,6 +175,7 @@ class Invocation(_Message):
     api_key: str | None = None
     api_host: str
     cause: str | None = None
+    binding: str | None = None  # `namespace/binding` when invoked through a package binding
     reply_to: str | None = None
     accepted_at: int  # epoch ms when the controller accepted it (waitTime starts here)
 
@@ -192,6 +193,7 @@ class Result(_Message):
     subject: str
     action: ActionRef
     cause: str | None = None
+    binding: str | None = None
     reply_to: str | None = None
     outcome: Outcome
     reason: Reason | None = None
@@ -231,6 +233,7 @@ class Result(_Message):
             subject=invocation.subject,
             action=invocation.action,
             cause=invocation.cause,
+            binding=invocation.binding,
             reply_to=invocation.reply_to,
             outcome=outcome,
             reason=reason,

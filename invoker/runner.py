@@ -168,6 +168,7 @@ class Runner:
             subject=inv.subject,
             action=inv.action,
             cause=inv.cause,
+            binding=inv.binding,
             reply_to=inv.reply_to,
             outcome=c.outcome,
             reason=c.reason,

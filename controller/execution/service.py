@@ -52,6 +52,7 @@ class InvokeRequest:
     wait_ms: int = 60_000
     transaction_id: str = ""
     cause: str | None = None
+    binding: str | None = None  # `namespace/binding` when invoked through a binding
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class Executor:
             api_key=req.namespace.auth if provides_api_key(action) else None,
             api_host=self.api_host,
             cause=req.cause,
+            binding=req.binding,
             reply_to=self.id if req.blocking else None,
             accepted_at=now_ms(),
         )

@@ -353,9 +353,12 @@ async def package_parameters(
 
 
 async def package_is_public(session: AsyncSession, namespace: Namespace, package: str) -> bool:
+    """Published, and a real package: another namespace's binding is never readable."""
     publish = await session.scalar(
         select(PackageRow.publish).where(
-            PackageRow.namespace_id == namespace.id, PackageRow.name == package
+            PackageRow.namespace_id == namespace.id,
+            PackageRow.name == package,
+            PackageRow.binding_name.is_(None),
         )
     )
     return bool(publish)

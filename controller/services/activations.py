@@ -74,6 +74,8 @@ def annotations_of(result: Result) -> list[dict[str, Any]]:
     ]
     if result.init_time is not None:
         annotations.append({"key": "initTime", "value": result.init_time})
+    if result.binding:
+        annotations.append({"key": "binding", "value": result.binding})
     if result.cause:
         annotations.append({"key": "causedBy", "value": "sequence"})
     return annotations

@@ -323,8 +323,8 @@ async def _create(
     caller: Namespace,
     name: str,
     spec: PackageSpec,
-    binding: BindingRef | None,
 ) -> Package:
+    binding = spec.binding
     row = PackageRow(
         namespace_id=caller.id,
         name=name,
@@ -384,7 +384,7 @@ async def put_package(
     if row is None:
         if await _is_action(session, caller.id, name):
             raise Conflict(messages.NOT_IN_COLLECTION)
-        return await _create(session, caller, name, spec, spec.binding)
+        return await _create(session, caller, name, spec)
     if not overwrite:
         raise Conflict(messages.RESOURCE_EXISTS)
     if spec.binding is not None and row.binding_name is None:

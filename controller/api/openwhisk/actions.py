@@ -25,13 +25,14 @@ from controller.api.openwhisk.entities import (
     activation_json,
 )
 from controller.api.state import app_state
-from controller.domain import Action, Namespace
+from controller.domain import Action, KeyValue, Namespace
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from controller.execution.service import InvokeRequest, Pending
 from controller.names import ActionName
-from controller.services import actions, namespaces
+from controller.services import actions, namespaces, packages
 
 PREFIX = "/api/v1/namespaces/{namespace}/actions"
+Layers = tuple[tuple[KeyValue, ...], ...]
 ACTIVATION_HEADER = "x-openwhisk-activation-id"
 
 
@@ -42,6 +43,22 @@ async def _owner(session: AsyncSession, caller: Namespace, name: str) -> Namespa
     if owner is None:
         raise NotAuthorized(messages.not_authorized(name))
     return owner
+
+
+async def resolve(
+    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
+) -> tuple[Namespace, Action, Layers]:
+    """An action the caller may read and invoke, with its parameter layers: its own, one in a
+    public package, or one reached through the caller's binding of a package."""
+    bound = await packages.resolve_binding(session, caller, namespace, name.package)
+    if bound is not None:
+        home, real_package, layers = bound
+        owner, action = await readable(
+            session, caller, home.name, ActionName(real_package, name.name)
+        )
+        return owner, action, layers
+    owner, action = await readable(session, caller, namespace, name)
+    return owner, action, (await actions.package_parameters(session, owner, name.package),)
 
 
 async def readable(
@@ -79,6 +96,9 @@ async def list_actions(request: Request) -> Response:
 async def _package_listing(request: Request, caller: Namespace, session: AsyncSession) -> Response:
     namespace = namespace_of(request, caller)
     package = str(request.path_params["name"]).rstrip("/")
+    bound = await packages.resolve_binding(session, caller, namespace, package)
+    if bound is not None:
+        namespace, package = bound[0].name, bound[1]
     owner = await _owner(session, caller, namespace)
     if owner.id != caller.id and not await actions.package_is_public(session, owner, package):
         raise NotAuthorized(messages.not_authorized(f"{namespace}/{package}"))
@@ -95,9 +115,11 @@ async def get_action(request: Request) -> Response:
             return await _package_listing(request, caller, session)
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
-        owner, _ = await readable(session, caller, namespace, name)
+        owner, found, _ = await resolve(session, caller, namespace, name)
         with_code = query_bool(request, "code", True)
-        action = await actions.get_action(session, owner, name, with_code=with_code)
+        action = await actions.get_action(
+            session, owner, ActionName(found.package, found.name), with_code=with_code
+        )
     return JSONResponse(action_json(action, with_code=with_code))
 
 
@@ -164,12 +186,16 @@ async def invoke_action(request: Request) -> Response:
         caller = await authenticate(request, session)
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
-        owner, action = await readable(session, caller, namespace, name)
+        _, action, layers = await resolve(session, caller, namespace, name)
+        via_binding = (
+            f"{caller.name}/{name.package}"
+            if name.package and action.package != name.package
+            else None
+        )
         blocking = query_bool(request, "blocking", False)
         result_only = query_bool(request, "result", False)
         wait_ms = _wait_ms(request, limits.blocking_wait_ms)
         params = await json_body(request, limits.payload_max_bytes)
-        layers = (await actions.package_parameters(session, owner, name.package),)
     outcome = await state.require_executor().invoke(
         InvokeRequest(
             namespace=caller,
@@ -179,6 +205,7 @@ async def invoke_action(request: Request) -> Response:
             blocking=blocking,
             wait_ms=wait_ms,
             transaction_id=request_id(request),
+            binding=via_binding,
         )
     )
     if isinstance(outcome, Pending):

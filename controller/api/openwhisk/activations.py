@@ -78,12 +78,12 @@ async def list_activations(request: Request) -> Response:
 
 async def _one(request: Request) -> Activation:
     activation_id = str(request.path_params["activation_id"])
-    if len(activation_id) != 32:
-        raise InvalidInput(f"Activation id length is {len(activation_id)} but must be 32.")
-    if not _ID.match(activation_id):
-        raise InvalidInput("The activation id is not valid.")
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
+        if len(activation_id) != 32:
+            raise InvalidInput(f"Activation id length is {len(activation_id)} but must be 32.")
+        if not _ID.match(activation_id):
+            raise InvalidInput("The activation id is not valid.")
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, f"{namespace}/{activation_id}")
         found = await activations.get(session, activation_id)
