@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controller import messages
 from controller.actionspec import bump_version, check_kv_size, check_unique_keys, parse_version
 from controller.clock import now_ms
-from controller.db.models import PackageRow, TriggerRow
+from controller.db.models import TriggerRow
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import Conflict, HomerunError, InvalidInput, NotAuthorized, NotFound
 from controller.execution.dispatch import NoInvokers
@@ -27,7 +27,7 @@ from controller.execution.recorder import Transaction
 from controller.execution.service import Completed, Executor, InvokeRequest
 from controller.limits import SystemLimits
 from controller.names import ActionName, EntityPath
-from controller.services import actions, activations, namespaces
+from controller.services import actions, activations, namespaces, packages
 from invoker.protocol import Outcome
 
 log = logging.getLogger(__name__)
@@ -254,58 +254,40 @@ class Target:
     through a binding, of the binding (lowest first)."""
 
     action: Action
-    layers: tuple[tuple[KeyValue, ...], ...]
+    layers: packages.Layers
+    binding: str | None = None  # `namespace/binding` when reached through a binding
 
 
-async def _package(session: AsyncSession, namespace_id: int, name: str) -> PackageRow | None:
-    return await session.scalar(
-        select(PackageRow).where(PackageRow.namespace_id == namespace_id, PackageRow.name == name)
-    )
-
-
-async def _bound_package(
-    session: AsyncSession, caller: Namespace, binding: PackageRow, denied: NotAuthorized
-) -> tuple[Namespace, PackageRow]:
-    """The owner and package a binding refers to, if the caller may read it."""
-    owner = await namespaces.get_by_name(session, binding.binding_namespace or "")
-    bound = None if owner is None else await _package(session, owner.id, binding.binding_name or "")
-    if owner is None or bound is None:
-        raise NotFound(messages.ENTITY_NOT_FOUND)
-    if owner.id != caller.id and not bound.publish:
+async def _readable(
+    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
+) -> tuple[Namespace, Action]:
+    """An action the caller may invoke: its own, or one in a public package."""
+    denied = NotAuthorized(messages.not_authorized(f"{namespace}/{name}"))
+    owner = caller if namespace == caller.name else await namespaces.get_by_name(session, namespace)
+    if owner is None:
         raise denied
-    return owner, bound
+    foreign = owner.id != caller.id
+    if foreign and not (
+        name.package and await actions.package_is_public(session, owner, name.package)
+    ):
+        raise denied
+    try:
+        return owner, await actions.get_action(session, owner, name, with_code=False)
+    except NotFound:
+        raise denied if foreign else NotFound(messages.ENTITY_NOT_FOUND) from None
 
 
 async def resolve_action(session: AsyncSession, caller: Namespace, path: EntityPath) -> Target:
-    """The action `path` names, as `caller` may invoke it: one of its own (also through a
-    binding), or one in a public package of another namespace. NotAuthorized (another
-    namespace, not shared) or NotFound otherwise."""
-    denied = NotAuthorized(messages.not_authorized(str(path).lstrip("/")))
-    owner = (
-        caller
-        if path.namespace == caller.name
-        else await namespaces.get_by_name(session, path.namespace)
-    )
-    if owner is None or (owner.id != caller.id and not path.package):
-        raise denied
-    foreign = owner.id != caller.id
-    package = path.package
-    layers: tuple[tuple[KeyValue, ...], ...] = ()
-    if package:
-        row = await _package(session, owner.id, package)
-        if row is None or (foreign and not row.publish):
-            raise denied if foreign else NotFound(messages.ENTITY_NOT_FOUND)
-        layers = (_kvs(row.parameters),)
-        if row.binding_name is not None:
-            owner, bound = await _bound_package(session, caller, row, denied)
-            package, layers = bound.name, (_kvs(bound.parameters), *layers)
-    try:
-        action = await actions.get_action(
-            session, owner, ActionName(package, path.name), with_code=False
-        )
-    except NotFound:
-        raise denied if foreign else NotFound(messages.ENTITY_NOT_FOUND) from None
-    return Target(action, layers)
+    """The action `path` names, as `caller` may invoke it: one of its own, one in a public
+    package of another namespace, or one reached through a binding of the caller's.
+    NotAuthorized (another namespace, not shared) or NotFound otherwise."""
+    bound = await packages.resolve_binding(session, caller, path.namespace, path.package)
+    if bound is not None:
+        home, package, layers = bound
+        _, action = await _readable(session, caller, home.name, ActionName(package, path.name))
+        return Target(action, layers, binding=f"{caller.name}/{path.package}")
+    owner, action = await _readable(session, caller, path.namespace, path.action_name)
+    return Target(action, (await actions.package_parameters(session, owner, path.package),))
 
 
 # Firing.
@@ -356,40 +338,48 @@ def _rule_log(firing: RuleFiring, outcome: Outcome, detail: dict[str, str]) -> s
     return json.dumps(line, separators=(",", ":"))
 
 
-async def _activate(
-    executor: Executor, plan: FirePlan, firing: RuleFiring, args: dict[str, Any],
-    cause: str, transaction_id: str,
+async def _invoke(
+    executor: Executor, plan: FirePlan, target: Target, args: dict[str, Any],
+    transaction_id: str,
 ) -> str:  # fmt: skip
-    """Invoke the rule's action without waiting; the log line of the attempt, which fails the
-    way an invoke request would (4xx: application error, 5xx: internal error)."""
-    error = firing.error
-    if error is None and firing.target is not None:
-        request = InvokeRequest(
+    """Invoke the action without waiting (throttled like any invoke); its activation id.
+    Rule-fired activations carry no `cause` (§10.1)."""
+    outcome = await executor.invoke(
+        InvokeRequest(
             namespace=plan.caller,
-            action=firing.target.action,
+            action=target.action,
             params=args,
-            layers=firing.target.layers,
+            layers=target.layers,
             blocking=False,
             transaction_id=transaction_id,
-            cause=cause,
+            binding=target.binding,
         )
-        try:
-            outcome = await executor.invoke(request)
-        except HomerunError as exc:
-            error = exc
-        except Exception:  # a fire reports every rule, whatever failed
-            log.exception("trigger %s: invoking %s failed", plan.trigger.name, firing.action)
-            return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": messages.FIRE_FAILED})
-        else:
-            activation_id = (
-                outcome.activation.activation_id
-                if isinstance(outcome, Completed)
-                else outcome.activation_id
-            )
-            return _rule_log(firing, Outcome.SUCCESS, {"activationId": activation_id})
-    assert error is not None
-    failure = Outcome.INTERNAL_ERROR if isinstance(error, NoInvokers) else Outcome.APPLICATION_ERROR
-    return _rule_log(firing, failure, {"error": error.message})
+    )
+    return (
+        outcome.activation.activation_id
+        if isinstance(outcome, Completed)
+        else outcome.activation_id
+    )
+
+
+async def _activate(
+    executor: Executor, plan: FirePlan, firing: RuleFiring, args: dict[str, Any],
+    transaction_id: str,
+) -> str:  # fmt: skip
+    """The log line of one rule: its action invoked, or why not, failing as an invoke request
+    would (4xx: application error, 5xx: internal error)."""
+    try:
+        if firing.target is None:
+            raise firing.error or NotFound(messages.ENTITY_NOT_FOUND)
+        activation_id = await _invoke(executor, plan, firing.target, args, transaction_id)
+    except NoInvokers as exc:
+        return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": exc.message})
+    except HomerunError as exc:
+        return _rule_log(firing, Outcome.APPLICATION_ERROR, {"error": exc.message})
+    except Exception:  # a fire reports every rule, whatever failed
+        log.exception("trigger %s: invoking %s failed", plan.trigger.name, firing.action)
+        return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": messages.FIRE_FAILED})
+    return _rule_log(firing, Outcome.SUCCESS, {"activationId": activation_id})
 
 
 async def fire(
@@ -397,13 +387,12 @@ async def fire(
     transaction_id: str,
 ) -> str:  # fmt: skip
     """Invoke the action of each active rule with the trigger's parameters under `payload`,
-    record the trigger activation, and return its id (each action activation's cause)."""
+    record the trigger activation (its result is the payload), and return its id."""
     activation_id = uuid.uuid4().hex
     start = now_ms()
     args = {kv.key: kv.value for kv in plan.trigger.parameters} | payload
     logs = [
-        await _activate(executor, plan, firing, args, activation_id, transaction_id)
-        for firing in plan.firings
+        await _activate(executor, plan, firing, args, transaction_id) for firing in plan.firings
     ]
     async with transaction() as session:
         await activations.record_trigger(
@@ -414,7 +403,7 @@ async def fire(
             trigger=plan.trigger.name,
             version=plan.trigger.version,
             start=start,
-            result=args,
+            result=payload,
             logs=logs,
         )
     return activation_id

@@ -157,6 +157,13 @@ def activation_response(activation: Activation) -> dict[str, Any]:
     }
 
 
+def _end(activation: Activation) -> dict[str, int]:
+    """`end` and `duration`, left out when `end` is 0 (trigger activations, §3.5)."""
+    if not activation.end:
+        return {}
+    return {"end": activation.end, "duration": activation.duration}
+
+
 def activation_json(activation: Activation) -> dict[str, Any]:
     out: dict[str, Any] = {
         "namespace": activation.namespace,
@@ -164,8 +171,7 @@ def activation_json(activation: Activation) -> dict[str, Any]:
         "subject": activation.subject,
         "activationId": activation.activation_id,
         "start": activation.start,
-        "end": activation.end,
-        "duration": activation.duration,
+        **_end(activation),
         "response": activation_response(activation),
         "logs": activation.logs,
         "version": activation.version,
@@ -186,10 +192,10 @@ def activation_summary(activation: Activation) -> dict[str, Any]:
         "annotations": activation.annotations,
         "activationId": activation.activation_id,
         "start": activation.start,
-        "end": activation.end,
-        "duration": activation.duration,
-        "statusCode": activation.status_code,
+        **_end(activation),
     }
+    if activation.end:
+        out["statusCode"] = activation.status_code
     if activation.cause:
         out["cause"] = activation.cause
     return out

@@ -22,6 +22,7 @@ from controller.api.openwhisk.common import (
 )
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
 from controller.api.state import app_state
+from controller.clock import now_ms
 from controller.domain import KeyValue, Namespace
 from controller.names import check_segment
 from controller.services import triggers
@@ -144,8 +145,11 @@ async def fire_trigger(request: Request) -> Response:
         plan = await triggers.plan_fire(session, caller, name)
     if not plan.firings:
         return Response(status_code=204)
+    executor = state.require_executor()
+    limits = state.settings.limits
+    await executor.throttle.check_rate(caller.name, limits.fires_per_minute, now_ms(), "fire")
     activation_id = await triggers.fire(
-        plan, payload, state.require_executor(), state.transaction, request_id(request)
+        plan, payload, executor, state.transaction, request_id(request)
     )
     headers = {ACTIVATION_HEADER: activation_id}
     return JSONResponse({"activationId": activation_id}, 202, headers=headers)

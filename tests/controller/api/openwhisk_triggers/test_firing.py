@@ -78,7 +78,7 @@ async def test_firing_runs_every_active_rule_and_records_the_trigger_activation(
     assert trigger.annotations == []
     assert trigger.cause is None
     merged = {"color": "red", "size": 2, "extra": [1]}
-    assert trigger.response["result"] == merged
+    assert trigger.response["result"] == {"size": 2, "extra": [1]}, "the payload (§10.1)"
     assert trigger.response["success"] is True
     logs = rule_logs(trigger)
     assert set(logs) == {f"{ns}/ra", f"{ns}/rb"}
@@ -88,7 +88,7 @@ async def test_firing_runs_every_active_rule_and_records_the_trigger_activation(
         assert line["statusCode"] == 0 and line["success"] is True
         assert line["action"] == f"{ns}/{action}"
         run = await recorded(engine, line["activationId"])
-        assert run.cause == trigger_id
+        assert run.cause is None, "rule-fired activations carry no cause (§10.1)"
         assert run.name == action
         assert run.status_code == 0, run.response
         assert run.response["result"] == {"action": action, "args": merged}
@@ -109,7 +109,8 @@ async def test_the_trigger_activation_is_served_by_the_activations_api(
     assert body["name"] == "t"
     assert body["activationId"] == trigger_id
     assert body["annotations"] == []
-    assert body["response"]["result"] == {"color": "red", "size": 1}
+    assert body["response"]["result"] == {}, "the payload, or {} (§10.1)"
+    assert "end" not in body and "duration" not in body
     assert body["response"]["status"] == "success"
     assert len(body["logs"]) == 2
     assert "cause" not in body
@@ -127,7 +128,7 @@ async def test_a_disabled_rule_does_not_fire(engine: Engine, ow: Caller) -> None
     assert list(logs) == [f"{ns}/ra"]
     run = await recorded(engine, logs[f"{ns}/ra"]["activationId"])
     assert run.name == "a"
-    assert run.cause == trigger_id
+    assert run.cause is None
 
 
 async def test_no_active_rule_is_204_and_runs_nothing(engine: Engine, ow: Caller) -> None:
@@ -164,3 +165,31 @@ async def test_firing_a_missing_trigger_is_404(ow: Caller) -> None:
 
     assert response.status_code == 404
     assert error_of(response) == "The requested resource does not exist."
+
+
+async def test_a_rule_through_a_binding_gets_the_package_and_binding_parameters(
+    engine: Engine, ow: Caller
+) -> None:
+    ns = ow.namespace
+    package = await ow.put("packages", "pkg", {"parameters": [{"key": "p", "value": "pkg"}]})
+    binding = await ow.put(
+        "packages", "bound",
+        {"binding": {"namespace": "_", "name": "pkg"}, "parameters": [{"key": "b", "value": 1}]},
+    )  # fmt: skip
+    assert package.status_code == binding.status_code == 200, binding.text
+    await ow.action("pkg/c", ECHO % "c")
+    await ow.rule("rc", "/_/t", "/_/bound/c")
+    for rule in ("ra", "rb"):
+        assert (await ow.post("rules", rule, {"status": "inactive"})).status_code == 200
+
+    trigger_id = await fire(ow, {"size": 3})
+
+    logs = rule_logs(await recorded(engine, trigger_id))
+    assert logs[f"{ns}/rc"]["action"] == f"{ns}/bound/c"
+    run = await recorded(engine, logs[f"{ns}/rc"]["activationId"])
+    assert run.response["result"] == {
+        "action": "c",
+        "args": {"p": "pkg", "b": 1, "color": "red", "size": 3},
+    }
+    assert run.annotation_map["path"] == f"{ns}/pkg/c"
+    assert run.annotation_map["binding"] == f"{ns}/bound"

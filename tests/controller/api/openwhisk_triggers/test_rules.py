@@ -6,17 +6,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from controller.db.models import PackageRow
-from controller.settings import Settings
-from controller.setup import in_transaction
 from tests.controller.api.openwhisk_triggers.conftest import API, Caller, error_of
-
-Headers = dict[str, str]
 
 
 @pytest.fixture
@@ -40,15 +32,10 @@ async def links_of(ow: Caller, trigger: str) -> Any:
     return response.json().get("rules")
 
 
-async def seed_action(
-    client: httpx.AsyncClient, headers: Headers, org: str, int_id: str, name: str
-) -> None:
-    """Create an action through the seed API, which creates its package as needed."""
-    body = {"name": name, "code": "function main(p) { return p; }", "exec": {"kind": "nodejs:18"}}
-    response = await client.post(
-        f"/runtime/namespaces/{org}/{int_id}/actions", json=body, headers=headers
-    )
+async def packaged_action(ow: Caller, package: str, name: str, **package_body: Any) -> None:
+    response = await ow.put("packages", package, package_body)
     assert response.status_code == 200, response.text
+    await ow.action(f"{package}/{name}")
 
 
 async def test_create_returns_the_active_rule(linked: Caller) -> None:
@@ -111,11 +98,9 @@ async def test_references_may_be_objects_or_paths(
     assert created["action"] == {"path": ns, "name": "hello"}
 
 
-async def test_the_action_may_be_packaged(
-    client: httpx.AsyncClient, admin_headers: Headers, linked: Caller
-) -> None:
+async def test_the_action_may_be_packaged(linked: Caller) -> None:
     ns = linked.namespace
-    await seed_action(client, admin_headers, "acme", "int1", "pkg/hello")
+    await packaged_action(linked, "pkg", "hello")
 
     created = await linked.rule("r", "/_/t", {"path": f"{ns}/pkg", "name": "hello"})
     by_string = await linked.rule("r2", "/_/t", "pkg/hello")
@@ -128,26 +113,16 @@ async def test_the_action_may_be_packaged(
 
 
 async def test_the_action_may_be_in_a_public_package_of_another_namespace(
-    client: httpx.AsyncClient,
-    admin_headers: Headers,
-    settings: Settings,
-    linked: Caller,
-    caller_of: Callable[[str, str], Awaitable[Caller]],
+    linked: Caller, caller_of: Callable[[str, str], Awaitable[Caller]]
 ) -> None:
     other = await caller_of("other", "int2")
-    await seed_action(client, admin_headers, "other", "int2", "shared/hello")
-    await seed_action(client, admin_headers, "other", "int2", "private/hello")
-    await in_transaction(settings, lambda s: _publish(s, "shared"))
+    await packaged_action(other, "shared", "hello", publish=True)
+    await packaged_action(other, "private", "hello")
+    theirs = f"/{other.namespace}"
 
-    allowed = await linked.put(
-        "rules", "r", {"trigger": "t", "action": f"/{other.namespace}/shared/hello"}
-    )
-    private = await linked.put(
-        "rules", "r2", {"trigger": "t", "action": f"/{other.namespace}/private/hello"}
-    )
-    unpackaged = await linked.put(
-        "rules", "r3", {"trigger": "t", "action": f"/{other.namespace}/x"}
-    )
+    allowed = await linked.put("rules", "r", {"trigger": "t", "action": f"{theirs}/shared/hello"})
+    private = await linked.put("rules", "r2", {"trigger": "t", "action": f"{theirs}/private/hello"})
+    unpackaged = await linked.put("rules", "r3", {"trigger": "t", "action": f"{theirs}/x"})
 
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["action"] == {"path": f"{other.namespace}/shared", "name": "hello"}
@@ -158,32 +133,11 @@ async def test_the_action_may_be_in_a_public_package_of_another_namespace(
     )
 
 
-async def _publish(session: AsyncSession, package: str) -> None:
-    await session.execute(update(PackageRow).where(PackageRow.name == package).values(publish=True))
-
-
-async def test_the_action_may_be_reached_through_a_binding(
-    client: httpx.AsyncClient, admin_headers: Headers, settings: Settings, linked: Caller
-) -> None:
+async def test_the_action_may_be_reached_through_a_binding(linked: Caller) -> None:
     ns = linked.namespace
-    await seed_action(client, admin_headers, "acme", "int1", "pkg/hello")
-
-    async def bind(session: AsyncSession) -> None:
-        package = await session.scalar(select(PackageRow).where(PackageRow.name == "pkg"))
-        assert package is not None
-        session.add(
-            PackageRow(
-                namespace_id=package.namespace_id,
-                name="bound",
-                binding_namespace=ns,
-                binding_name="pkg",
-                parameters=[],
-                annotations=[],
-                updated=1,
-            )
-        )
-
-    await in_transaction(settings, bind)
+    await packaged_action(linked, "pkg", "hello")
+    bound = await linked.put("packages", "bound", {"binding": {"namespace": "_", "name": "pkg"}})
+    assert bound.status_code == 200, bound.text
 
     created = await linked.rule("r", "/_/t", "/_/bound/hello")
     missing = await linked.put("rules", "r2", {"trigger": "t", "action": "/_/bound/nope"})
