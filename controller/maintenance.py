@@ -23,15 +23,17 @@ async def purge_once(transaction: Transaction, retention_days: int) -> int:
 
 
 async def purge_forever(
-    transaction: Transaction, retention_days: int, interval_s: float = 3600.0
+    transaction: Transaction, retention_days: int, interval_s: float = 600.0
 ) -> None:
     """Keep the activations table bounded; every controller may run it (deletes are
     idempotent)."""
     while True:
+        # Sleep first: a controller that stops right after starting never leaves a database
+        # call behind in a driver thread.
+        await asyncio.sleep(interval_s)
         try:
             await purge_once(transaction, retention_days)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("purging old activations failed")
-        await asyncio.sleep(interval_s)

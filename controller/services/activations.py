@@ -183,13 +183,22 @@ class ActivationFilter:
     upto: int | None = None
 
 
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _filtered(namespace_id: int, f: ActivationFilter) -> Any:
     query = select(ActivationRow).where(ActivationRow.namespace_id == namespace_id)
     if f.name:
+        # Exactly `ns/name` or `ns/package/name` (the path's namespace is the action's owner).
         package, _, simple = f.name.rpartition("/")
         query = query.where(ActivationRow.name == simple)
         if package:
-            query = query.where(ActivationRow.path.like(f"%/{package}/{simple}"))
+            pattern = f"%/{_like_literal(package)}/{_like_literal(simple)}"
+            query = query.where(ActivationRow.path.like(pattern, escape="\\"))
+            query = query.where(~ActivationRow.path.like("%/%/%/%"))
+        else:
+            query = query.where(~ActivationRow.path.like("%/%/%"))
     if f.since is not None:
         query = query.where(ActivationRow.start >= f.since)
     if f.upto is not None:

@@ -36,12 +36,13 @@ Layers = tuple[tuple[KeyValue, ...], ...]
 ACTIVATION_HEADER = "x-openwhisk-activation-id"
 
 
-async def _owner(session: AsyncSession, caller: Namespace, name: str) -> Namespace:
+async def _owner(session: AsyncSession, caller: Namespace, name: str, path: str) -> Namespace:
+    """The namespace `name`; 403 naming `path` when it does not exist (never 404 elsewhere)."""
     if name == caller.name:
         return caller
     owner = await namespaces.get_by_name(session, name)
     if owner is None:
-        raise NotAuthorized(messages.not_authorized(name))
+        raise NotAuthorized(messages.not_authorized(path))
     return owner
 
 
@@ -66,7 +67,7 @@ async def readable(
 ) -> tuple[Namespace, Action]:
     """An action the caller may read and invoke: its own, or one in a public package."""
     path = f"{namespace}/{name}"
-    owner = await _owner(session, caller, namespace)
+    owner = await _owner(session, caller, namespace, path)
     if owner.id != caller.id and not (
         name.package and await actions.package_is_public(session, owner, name.package)
     ):
@@ -99,7 +100,7 @@ async def _package_listing(request: Request, caller: Namespace, session: AsyncSe
     bound = await packages.resolve_binding(session, caller, namespace, package)
     if bound is not None:
         namespace, package = bound[0].name, bound[1]
-    owner = await _owner(session, caller, namespace)
+    owner = await _owner(session, caller, namespace, f"{namespace}/{package}")
     if owner.id != caller.id and not await actions.package_is_public(session, owner, package):
         raise NotAuthorized(messages.not_authorized(f"{namespace}/{package}"))
     p = page(request, "actions")
@@ -186,6 +187,7 @@ async def invoke_action(request: Request) -> Response:
         caller = await authenticate(request, session)
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
+        params = await json_body(request, limits.payload_max_bytes)  # 413 before the lookup
         _, action, layers = await resolve(session, caller, namespace, name)
         via_binding = (
             f"{caller.name}/{name.package}"
@@ -195,7 +197,6 @@ async def invoke_action(request: Request) -> Response:
         blocking = query_bool(request, "blocking", False)
         result_only = query_bool(request, "result", False)
         wait_ms = _wait_ms(request, limits.blocking_wait_ms)
-        params = await json_body(request, limits.payload_max_bytes)
     outcome = await state.require_executor().invoke(
         InvokeRequest(
             namespace=caller,

@@ -3,13 +3,23 @@ PUT body, mapped to and from the domain."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictStr,
+)
 
+from controller import messages
 from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
 from controller.api.http import parse_model
 from controller.domain import Action, KeyValue
+from controller.errors import InvalidInput
 from controller.services.activations import Activation
 
 _LOOSE = ConfigDict(extra="ignore")  # OpenWhisk ignores unknown fields of PUT bodies
@@ -26,17 +36,26 @@ class ExecIn(BaseModel):
     model_config = _LOOSE
     kind: StrictStr | None = None
     code: StrictStr | None = None
-    main: StrictStr | None = None
+    main: JsonValue = None  # checked below, with OpenWhisk's message
     image: StrictStr | None = None
     components: list[StrictStr] | None = None
 
 
+def _whole(what: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(messages.limit_not_whole(what))
+
+    return BeforeValidator(check)
+
+
 class LimitsIn(BaseModel):
     model_config = _LOOSE
-    timeout: int | None = None
-    memory: int | None = None
-    logs: int | None = None
-    concurrency: int | None = None
+    timeout: Annotated[int | None, _whole("time")] = None
+    memory: Annotated[int | None, _whole("memory")] = None
+    logs: Annotated[int | None, _whole("log")] = None
+    concurrency: Annotated[int | None, _whole("concurrency")] = None
 
 
 class ActionPut(BaseModel):
@@ -62,10 +81,12 @@ def action_put(body: dict[str, Any]) -> tuple[ActionSpec, tuple[str, ...]]:
     exec_spec = None
     if put.exec is not None:
         e = put.exec
+        if e.main is not None and not isinstance(e.main, str):
+            raise InvalidInput(messages.main_not_string(e.kind or "nodejs:default"))
         exec_spec = ExecSpec(
             kind=e.kind,
             code=e.code,
-            main=e.main,
+            main=e.main if isinstance(e.main, str) else None,
             image=e.image,
             components=None if e.components is None else tuple(e.components),
         )
