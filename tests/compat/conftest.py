@@ -152,6 +152,7 @@ class OpenWhiskJs:
     the promise to reject with an `OpenWhiskError` and returns the outcome describing it."""
 
     def __init__(self, node: str, apihost: str, auth: str) -> None:
+        self.apihost = apihost
         self.node = node
         self.env = {k: v for k, v in os.environ.items() if not CLIENT_ENV.match(k)}
         self.env |= {"HOMERUN_APIHOST": apihost, "HOMERUN_AUTH": auth}

@@ -1,5 +1,5 @@
 """The `openwhisk` npm client against `homerun standalone`: packages and bindings, triggers,
-rules and firing (openwhisk.md §2.2, §3.3-3.6, §10.1, §12)."""
+rules and firing, sequences and web actions (openwhisk.md §2.2, §3.3-3.6, §7, §8, §10.1, §12)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.compat.conftest import OpenWhiskJs
@@ -153,3 +154,38 @@ def test_namespaces_get_lists_every_collection(ow: OpenWhiskJs) -> None:
     assert "listed-trigger" in [t["name"] for t in everything["triggers"]]
     assert isinstance(everything["packages"], list)
     assert isinstance(everything["rules"], list)
+
+
+def test_sequence_create_get_invoke_update_delete(ow: OpenWhiskJs) -> None:
+    ow("actions.create", {"name": "inc", "action": "function main(p) { return {n: p.n + 1}; }"})
+    ow("actions.create", {"name": "dbl", "action": "function main(p) { return {n: p.n * 2}; }"})
+    sequence = {"exec": {"kind": "sequence", "components": ["/_/inc", "/_/dbl"]}}
+    created = ow("actions.create", {"name": "calc", "action": sequence})
+    assert created["exec"]["kind"] == "sequence"
+    assert created["exec"]["components"] == ["/guest/inc", "/guest/dbl"]
+    assert ow("actions.get", {"name": "calc"})["exec"]["components"] == ["/guest/inc", "/guest/dbl"]
+    result = ow("actions.invoke", {"name": "calc", "params": {"n": 1}, "blocking": True})
+    assert result["response"]["result"] == {"n": 4}
+    assert len(result["logs"]) == 2, "a sequence's logs are its component activation ids"
+    reordered = {"exec": {"kind": "sequence", "components": ["/_/dbl", "/_/inc"]}}
+    updated = ow("actions.update", {"name": "calc", "action": reordered})
+    assert updated["version"] == "0.0.2"
+    again = ow("actions.invoke", {"name": "calc", "params": {"n": 1}, "blocking": True})
+    assert again["response"]["result"] == {"n": 3}
+    assert ow("actions.delete", {"name": "calc"})["name"] == "calc"
+
+
+def test_web_action_create_and_call(ow: OpenWhiskJs) -> None:
+    code = "function main(p) { return {body: {hi: p.name, method: p.__ow_method}}; }"
+    annotations = {"web-export": True}
+    created = ow("actions.create", {"name": "page", "action": code, "annotations": annotations})
+    assert {"key": "web-export", "value": True} in created["annotations"]
+    listed = [a["name"] for a in ow("actions.list")]
+    assert "page" in listed
+    response = httpx.get(f"{ow.apihost}/api/v1/web/guest/default/page.json?name=web", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"body": {"hi": "web", "method": "get"}}
+    ow("actions.update", {"name": "page", "action": code, "annotations": {"web-export": False}})
+    hidden = httpx.get(f"{ow.apihost}/api/v1/web/guest/default/page.json", timeout=60)
+    assert hidden.status_code == 404
+    assert ow("actions.delete", {"name": "page"})["name"] == "page"
