@@ -384,13 +384,15 @@ async def _activate(
 
 async def fire(
     plan: FirePlan, payload: dict[str, Any], executor: Executor, transaction: Transaction,
-    transaction_id: str,
+    transaction_id: str, headers: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Invoke the action of each active rule with the trigger's parameters under `payload`,
     record the trigger activation (its result is the payload), and return its id."""
     activation_id = uuid.uuid4().hex
     start = now_ms()
     args = {kv.key: kv.value for kv in plan.trigger.parameters} | payload
+    if headers is not None and "__ow_headers" not in payload:
+        args["__ow_headers"] = headers  # the fire request's headers reach the actions
     logs = [
         await _activate(executor, plan, firing, args, transaction_id) for firing in plan.firings
     ]

@@ -211,3 +211,186 @@ def ow(node: str, homerun: tuple[str, str]) -> OpenWhiskJs:
 def buffer(data: bytes) -> dict[str, str]:
     """A Buffer argument for the driver (e.g. a zip action's code)."""
     return {"$buffer": base64.b64encode(data).decode()}
+
+
+# --- the `aio` CLI (tests/compat/test_aio_cli.py) ------------------------------------------
+#
+# `aio/node_modules` holds `@adobe/aio-cli` (which bundles `@adobe/aio-cli-plugin-runtime`),
+# installed from the committed `aio/package-lock.json` like `js/` above. It is ~1900 packages:
+# a cold install takes a minute or two, a rerun with a warm npm cache (`--prefer-offline`)
+# about as long (unpacking dominates), and an up-to-date `node_modules` is reused as is.
+# Optional dependencies (native bundler binaries for `aio app build`) are left out.
+
+AIO_DIR = Path(__file__).resolve().parent / "aio"
+AIO_BIN = AIO_DIR / "node_modules" / ".bin" / "aio"
+AIO_STAMP = AIO_DIR / "node_modules" / ".homerun-lock-digest"
+AIO_NPM_CI = (
+    "ci",
+    "--no-audit",
+    "--no-fund",
+    "--ignore-scripts",
+    "--prefer-offline",
+    "--omit=optional",
+    "--loglevel=error",
+)
+AIO_NPM_CI_TIMEOUT = 300  # seconds; a cold install took ~90 s on the development machine
+AIO_CALL_TIMEOUT = 120  # seconds for one `aio` run (~3 s to start; a blocking invoke ≤ 60 s)
+# What a test module using the `aio` fixture may take in all (pytest-timeout): its first test
+# also waits for the install.
+AIO_MODULE_TIMEOUT = AIO_NPM_CI_TIMEOUT + 2 * AIO_CALL_TIMEOUT
+# Variables passed on from the caller's environment; everything else (AIO_*, WHISK_*,
+# WSK_CONFIG_FILE, __OW_*, proxies, XDG_*, DEBUG, ...) would change where the CLI reads its
+# configuration or sends its requests.
+AIO_PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+
+
+def _aio_lock_digest() -> str:
+    digest = hashlib.sha256(" ".join(AIO_NPM_CI).encode())
+    for name in ("package.json", "package-lock.json"):
+        digest.update((AIO_DIR / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _aio_installed(digest: str) -> bool:
+    plugin = AIO_DIR / "node_modules" / "@adobe" / "aio-cli-plugin-runtime" / "package.json"
+    return (
+        AIO_STAMP.is_file()
+        and AIO_STAMP.read_text() == digest
+        and AIO_BIN.is_file()
+        and plugin.is_file()
+    )
+
+
+def _aio_npm_ci(npm: str) -> None:
+    try:
+        done = subprocess.run(
+            [npm, *AIO_NPM_CI],
+            cwd=AIO_DIR,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=AIO_NPM_CI_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"`npm {' '.join(AIO_NPM_CI)}` in {AIO_DIR} took more than {AIO_NPM_CI_TIMEOUT} s",
+            pytrace=False,
+        )
+    if done.returncode != 0:
+        pytest.fail(
+            f"`npm ci` in {AIO_DIR} failed ({done.returncode}); it needs the npm registry:\n"
+            f"{done.stdout}{done.stderr}",
+            pytrace=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def aio() -> Path:
+    """The `aio` executable, with `@adobe/aio-cli` installed in `aio/node_modules`."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail(
+            "the `aio` CLI tests (tests/compat/test_aio_cli.py) need `node` (>= 20) and `npm` "
+            "on PATH (Debian: apt-get install nodejs npm)",
+            pytrace=False,
+        )
+    digest = _aio_lock_digest()
+    with _locked(AIO_DIR):  # another pytest run may be installing at the same time
+        if not _aio_installed(digest):
+            _aio_npm_ci(npm)
+            AIO_STAMP.write_text(digest)
+    return AIO_BIN
+
+
+class AioCli:
+    """Runs `aio` against one Homerun as the guest namespace, with runtime auth (not Adobe's
+    deploy service), a private HOME and working directory (no `~/.wskprops`, `~/.config/aio`,
+    `.env` or `.aio` of the caller's), no telemetry and no update check; stdin is closed so
+    that a prompt fails instead of waiting."""
+
+    def __init__(self, aio: Path, apihost: str, auth: str, home: Path) -> None:
+        self.aio = aio
+        self.cwd = home / "work"
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        self.env = {key: os.environ[key] for key in AIO_PASSED_ENV if key in os.environ}
+        self.env |= {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "AIO_RUNTIME_APIHOST": apihost,
+            "AIO_RUNTIME_AUTH": auth,
+            "AIO_RUNTIME_NAMESPACE": "guest",
+            # create/update/delete go to Homerun, not to Adobe's deploy service with an IMS
+            # token (aio-cli-plugin-runtime `src/DeployServiceCommand.js`)
+            "USE_RUNTIME_AUTH": "true",
+            # aio-cli-plugin-telemetry `src/telemetry-lib.js`: no events, no first-run notice
+            "AIO_TELEMETRY_DISABLED": "true",
+            # @oclif/plugin-warn-if-update-available: no background registry lookup
+            "AIO_SKIP_NEW_VERSION_CHECK": "true",
+            "FORCE_COLOR": "0",
+        }
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """`aio *args` run to completion, whatever its exit status; `env` adds variables
+        (e.g. `DEBUG="*"` to see the requests)."""
+        try:
+            return subprocess.run(
+                [str(self.aio), *args],
+                cwd=self.cwd,
+                env=self.env | env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=AIO_CALL_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as expired:
+            pytest.fail(f"`aio {' '.join(args)}` took more than {AIO_CALL_TIMEOUT} s: {expired}")
+
+    def __call__(self, *args: str) -> str:
+        """What `aio *args` printed on stdout; the command must succeed."""
+        done = self.run(*args)
+        assert done.returncode == 0, (
+            f"`aio {' '.join(args)}` exited with {done.returncode}\n"
+            f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+        )
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        """What `aio *args` printed, parsed as JSON."""
+        output = self(*args)
+        try:
+            return json.loads(output)
+        except json.JSONDecodeError:
+            pytest.fail(f"`aio {' '.join(args)}` did not print JSON:\n{output}")
+
+    def fails(self, *args: str) -> str:
+        """What `aio *args` printed on stderr; the command must fail."""
+        done = self.run(*args)
+        assert done.returncode != 0, f"`aio {' '.join(args)}` succeeded:\n{done.stdout}"
+        return done.stderr
+
+    def eventually(
+        self, args: tuple[str, ...], until: Callable[[Any], bool], timeout: float = 30
+    ) -> Any:
+        """The first JSON output of `aio *args` that satisfies `until`, retrying for `timeout`
+        seconds (activation records are written after the invoke answers)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = self.run(*args)
+            if done.returncode == 0:
+                with contextlib.suppress(json.JSONDecodeError):
+                    value = json.loads(done.stdout)
+                    if until(value):
+                        return value
+            assert time.monotonic() < deadline, (
+                f"`aio {' '.join(args)}` after {timeout} s:\n{done.stdout}{done.stderr}"
+            )
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def aio_cli(
+    aio: Path, homerun: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AioCli:
+    return AioCli(aio, *homerun, tmp_path_factory.mktemp("aio-home"))

@@ -148,8 +148,10 @@ async def fire_trigger(request: Request) -> Response:
     executor = state.require_executor()
     limits = state.settings.limits
     await executor.throttle.check_rate(caller.name, limits.fires_per_minute, now_ms(), "fire")
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    headers.pop("authorization", None)  # credentials stay with the platform
     activation_id = await triggers.fire(
-        plan, payload, executor, state.transaction, request_id(request)
+        plan, payload, executor, state.transaction, request_id(request), headers
     )
     headers = {ACTIVATION_HEADER: activation_id}
     return JSONResponse({"activationId": activation_id}, 202, headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
@@ -91,7 +92,13 @@ async def test_firing_runs_every_active_rule_and_records_the_trigger_activation(
         assert run.cause is None, "rule-fired activations carry no cause (§10.1)"
         assert run.name == action
         assert run.status_code == 0, run.response
-        assert run.response["result"] == {"action": action, "args": merged}
+        args = dict(run.response["result"]["args"])
+        headers = args.pop("__ow_headers")
+        assert "authorization" not in headers and headers["content-type"] == "application/json"
+        assert run.response["result"] == {
+            "action": action,
+            "args": {**merged, "__ow_headers": headers},
+        }
     assert '"activationId"' in trigger.logs[0] and " " not in trigger.logs[0]  # compact JSON
 
 
@@ -189,7 +196,7 @@ async def test_a_rule_through_a_binding_gets_the_package_and_binding_parameters(
     run = await recorded(engine, logs[f"{ns}/rc"]["activationId"])
     assert run.response["result"] == {
         "action": "c",
-        "args": {"p": "pkg", "b": 1, "color": "red", "size": 3},
+        "args": {"p": "pkg", "b": 1, "color": "red", "size": 3, "__ow_headers": ANY},
     }
     assert run.annotation_map["path"] == f"{ns}/pkg/c"
     assert run.annotation_map["binding"] == f"{ns}/bound"
