@@ -144,6 +144,31 @@ def _as_dict(r: Credential) -> dict[str, Any]:
     }
 
 
+@admin.group("namespace")
+def namespace_group() -> None:
+    """Namespace options."""
+
+
+@namespace_group.command("keep-blocking-successes")
+@click.argument("name")
+@click.argument("keep", type=click.BOOL)
+def namespace_keep_blocking(name: str, keep: bool) -> None:
+    """Whether namespace NAME keeps successful blocking activations (true, the default) or
+    drops them as Adobe I/O Runtime does (false); all others are always kept."""
+    from controller.errors import NotFound
+    from controller.services import namespaces
+    from controller.services.activations import DROP_BLOCKING_SUCCESSES
+
+    try:
+        run_in_transaction(
+            _settings(),
+            lambda s: namespaces.set_option(s, name, DROP_BLOCKING_SUCCESSES, not keep),
+        )
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{name}: successful blocking activations are {'kept' if keep else 'dropped'}")
+
+
 @admin.group()
 def token() -> None:
     """Bearer tokens: org-scoped or admin."""

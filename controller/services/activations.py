@@ -121,19 +121,37 @@ def _view(row: ActivationRow, namespace: str) -> Activation:
 async def record(session: AsyncSession, result: Result) -> Activation | None:
     """Store the activation of `result` unless it is stored already (redelivered results are
     recorded once). Returns None when the invoking namespace no longer exists."""
-    return await store(session, from_result(result), result.action.path)
-
-
-async def store(session: AsyncSession, activation: Activation, path: str) -> Activation | None:
-    """Store an activation once per id; None when its namespace no longer exists."""
-    namespace_id = await session.scalar(
-        select(NamespaceRow.id).where(NamespaceRow.name == activation.namespace)
+    blocking_success = result.reply_to is not None and result.outcome is Outcome.SUCCESS
+    return await store(
+        session, from_result(result), result.action.path, blocking_success=blocking_success
     )
-    if namespace_id is None:
+
+
+DROP_BLOCKING_SUCCESSES = "dropBlockingSuccesses"
+"""Namespace option: like Adobe I/O Runtime, do not keep successful blocking activations
+(their caller has the result); everything else is still recorded."""
+
+
+async def store(
+    session: AsyncSession, activation: Activation, path: str, *, blocking_success: bool = False
+) -> Activation | None:
+    """Store an activation once per id; None when its namespace no longer exists, or when
+    the namespace drops successful blocking activations and this is one."""
+    found = (
+        await session.execute(
+            select(NamespaceRow.id, NamespaceRow.limits).where(
+                NamespaceRow.name == activation.namespace
+            )
+        )
+    ).first()
+    if found is None:
         log.warning(
             "dropping activation %s: namespace %s is gone",
             activation.activation_id, activation.namespace,
         )  # fmt: skip
+        return None
+    namespace_id, options = found
+    if blocking_success and (options or {}).get(DROP_BLOCKING_SUCCESSES):
         return None
     row = ActivationRow(
         activation_id=activation.activation_id,

@@ -99,6 +99,17 @@ async def ensure(
     return _view(row)
 
 
+async def set_option(
+    session: AsyncSession, name: str, key: str, value: object
+) -> dict[str, object]:
+    """Set one option of a namespace (kept with its limits); returns them all."""
+    row = await session.scalar(select(NamespaceRow).where(NamespaceRow.name == name))
+    if row is None:
+        raise NotFound(f"No namespace named '{name}'.")
+    row.limits = {**(row.limits or {}), key: value}
+    return dict(row.limits)
+
+
 async def delete_namespace(session: AsyncSession, org_id: str, int_id: str) -> Namespace:
     """Delete the namespace and everything it owns (the foreign keys cascade)."""
     namespace = await get_by_ids(session, org_id, int_id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Engine
+from tests.conftest import Engine, activation_of
 
 NODE = "nodejs:18"
 PYTHON = "python:3.11"
@@ -375,3 +375,22 @@ async def test_sequence_with_a_public_catalog_component(engine: Engine) -> None:
     response = await engine.invoke("echoshout", {"text": "hi"})
     assert response.status_code == 200, response.text
     assert response.json()["response"]["result"] == {"text": "HI"}
+
+
+async def test_a_namespace_can_drop_successful_blocking_activations(engine: Engine) -> None:
+    from controller.services import activations, namespaces
+    from controller.setup import in_transaction
+
+    await in_transaction(
+        engine.settings,
+        lambda s: namespaces.set_option(s, "acme-int1", activations.DROP_BLOCKING_SUCCESSES, True),
+    )
+    await engine.create("hello", SOURCES["hello"][NODE])
+    await engine.create("apperr", SOURCES["app_error"][NODE])
+    dropped = await engine.invoke("hello", {"name": "gone"})
+    assert dropped.status_code == 200, "the caller still gets the result"
+    failed = await engine.invoke("apperr")
+    later = await engine.invoke("hello", {"name": "kept"}, blocking="false")
+    assert await engine.activation(later.json()["activationId"]) is not None
+    assert await engine.activation(failed.json()["activationId"]) is not None
+    assert await activation_of(engine.settings, dropped.json()["activationId"], 1.0) is None
