@@ -4,8 +4,10 @@ PostgreSQL (a private database created for the session and dropped after it)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -258,6 +260,7 @@ async def engine(
     issue: Callable[..., Awaitable[Headers]],
     tmp_path: Path,
     blocking_wait_ms: int,
+    engine_transport: str,
 ) -> AsyncIterator[Engine]:
     """Seed API + executor + one invoker of the parametrized sandbox, on private Redis keys."""
     from redis.asyncio import Redis
@@ -279,25 +282,61 @@ async def engine(
     redis = Redis.from_url(REDIS_URL)
     worker = make_worker(invoker_settings, redis, make_sandbox(sandbox_kind, tmp_path, invoker_id))
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            admin = await issue(admin=True)
-            created = await http.post("/runtime/admin/namespaces/acme/int1", headers=admin)
-            assert created.status_code == 200, created.text
-            running = asyncio.create_task(worker.run())
-            await _until_registered(redis, redis_prefix, invoker_id)
+    async with _serving(app, engine_transport) as http:
+        admin = await issue(admin=True)
+        created = await http.post("/runtime/admin/namespaces/acme/int1", headers=admin)
+        assert created.status_code == 200, created.text
+        running = asyncio.create_task(worker.run())
+        await _until_registered(redis, redis_prefix, invoker_id)
+        try:
+            yield Engine(http, admin, worker, "/runtime/namespaces/acme/int1", settings)
+        finally:
+            worker.stop()
             try:
-                yield Engine(http, admin, worker, "/runtime/namespaces/acme/int1", settings)
-            finally:
-                worker.stop()
-                try:
-                    await asyncio.wait_for(asyncio.shield(running), 30)
-                except TimeoutError:
-                    for task in asyncio.all_tasks():  # show where the drain is stuck
-                        task.print_stack(limit=6)
-                    raise
+                await asyncio.wait_for(asyncio.shield(running), 30)
+            except TimeoutError:
+                for task in asyncio.all_tasks():  # show where the drain is stuck
+                    task.print_stack(limit=6)
+                raise
     await redis.aclose()
+
+
+@pytest.fixture
+def engine_transport() -> str:
+    """How tests reach the `engine` app: "asgi" (in process) or "http" (a real uvicorn server
+    on a loopback port). Override per module."""
+    return "asgi"
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: Any, transport: str) -> AsyncIterator[httpx.AsyncClient]:
+    if transport == "asgi":
+        async with (
+            LifespanManager(app) as manager,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+            ) as http,
+        ):
+            yield http
+        return
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(400):
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.025)
+    assert server.started, "the test server did not start"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await serving
 
 
 async def _until_registered(redis: Any, prefix: str, invoker_id: str) -> None:

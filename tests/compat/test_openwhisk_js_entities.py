@@ -164,6 +164,7 @@ def test_sequence_create_get_invoke_update_delete(ow: OpenWhiskJs) -> None:
     assert created["exec"]["kind"] == "sequence"
     assert created["exec"]["components"] == ["/guest/inc", "/guest/dbl"]
     assert ow("actions.get", {"name": "calc"})["exec"]["components"] == ["/guest/inc", "/guest/dbl"]
+    assert "calc" in [a["name"] for a in ow("actions.list")]
     result = ow("actions.invoke", {"name": "calc", "params": {"n": 1}, "blocking": True})
     assert result["response"]["result"] == {"n": 4}
     assert len(result["logs"]) == 2, "a sequence's logs are its component activation ids"
@@ -182,6 +183,8 @@ def test_web_action_create_and_call(ow: OpenWhiskJs) -> None:
     assert {"key": "web-export", "value": True} in created["annotations"]
     listed = [a["name"] for a in ow("actions.list")]
     assert "page" in listed
+    fetched = ow("actions.get", {"name": "page"})
+    assert {"key": "web-export", "value": True} in fetched["annotations"]
     response = httpx.get(f"{ow.apihost}/api/v1/web/guest/default/page.json?name=web", timeout=60)
     assert response.status_code == 200, response.text
     assert response.json() == {"body": {"hi": "web", "method": "get"}}

@@ -29,6 +29,12 @@ PNG = bytes([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0xFF])
 
 
 @pytest.fixture
+def engine_transport() -> str:
+    """Web actions are tested over real HTTP: a uvicorn server on a loopback port."""
+    return "http"
+
+
+@pytest.fixture
 def sandbox_kind() -> str:
     return "process"
 
@@ -142,7 +148,7 @@ async def test_context_query_and_json_body(engine: Engine) -> None:
     }
     assert headers["x-custom"] == "Yes"
     assert headers["content-type"] == "application/json"
-    assert headers["host"] == "testserver"
+    assert headers["host"] == engine.client.base_url.netloc.decode()
     for method in ["GET", "POST", "PATCH", "DELETE"]:
         other = await engine.client.request(method, f"{WEB}/default/echo.json")
         assert other.json()["__ow_method"] == method.lower()
