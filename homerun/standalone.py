@@ -131,8 +131,10 @@ def private_redis(data_dir: Path) -> Iterator[str]:
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
+        # An append-only file in the data directory: accepted invocations (which live in
+        # Redis until recorded) survive a restart of Homerun or of Redis itself.
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "no", "--dir", str(workdir), "--loglevel", "warning"],
+         "yes", "--appendfsync", "everysec", "--dir", str(workdir), "--loglevel", "warning"],
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches us, not Redis: we stop it after draining
     )  # fmt: skip
