@@ -7,6 +7,7 @@ import logging
 
 from controller.clock import now_ms
 from controller.execution.recorder import Transaction
+from controller.execution.tasks import check_cancelled
 from controller.services import activations
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ async def purge_forever(
     """Keep the activations table bounded; every controller may run it (deletes are
     idempotent)."""
     while True:
+        check_cancelled()
         # Sleep first: a controller that stops right after starting never leaves a database
         # call behind in a driver thread.
         await asyncio.sleep(interval_s)

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from controller.clock import now_ms
+from controller.execution.tasks import check_cancelled
 from invoker.protocol import Keys, dead_invokers, forget_invoker, live_invokers, reap_queue
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ async def reap_once(redis: Redis, keys: Keys, owner: str) -> tuple[int, int]:
 
 async def reap_forever(redis: Redis, keys: Keys, owner: str, interval_s: float = 1.0) -> None:
     while True:
+        check_cancelled()
         try:
             await reap_once(redis, keys, owner)
         except asyncio.CancelledError:

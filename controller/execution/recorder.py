@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controller.execution.tasks import check_cancelled
 from controller.services import activations
 from invoker.protocol import FIELD, RECORDERS_GROUP, Keys, Reply, Result
 
@@ -56,6 +57,7 @@ class Recorder:
         await self._consume("0")  # our own unacknowledged results from an earlier life
         rounds = 0
         while True:
+            check_cancelled()
             try:
                 handled = await self._consume(">")
                 rounds += 1

@@ -18,3 +18,12 @@ async def cancel_all(tasks: Iterable[asyncio.Task[Any]], timeout_s: float = 10.0
         for task in pending:
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop. Loops call it each round: the
+    cancellation itself can be swallowed (gh-86296) or turned into a driver error that the
+    loop's retry would absorb, but the task's cancel request count stays."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -7,6 +7,7 @@ import logging
 
 from redis.asyncio import Redis
 
+from controller.execution.tasks import check_cancelled
 from invoker.protocol import Keys, Reply, Result
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Waiters:
     async def listen(self, redis: Redis, keys: Keys, controller_id: str) -> None:
         """Resolve waiters from `Reply` messages that other controllers publish for us."""
         while True:
+            check_cancelled()
             pubsub = redis.pubsub()
             try:
                 await pubsub.subscribe(keys.replies(controller_id))
