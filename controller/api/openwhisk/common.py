@@ -15,7 +15,7 @@ from controller.api.http import read_json
 from controller.api.state import app_state
 from controller.domain import Namespace
 from controller.errors import InvalidInput, NotAuthenticated, NotAuthorized
-from controller.names import MAX_NAME_LENGTH, is_valid_name
+from controller.names import MAX_NAME_LENGTH, check_segment, is_valid_name
 from controller.services import credentials, namespaces
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -93,6 +93,15 @@ def require_own(namespace: str, caller: Namespace, path: str) -> None:
     public packages, which the routes that allow it check themselves)."""
     if namespace != caller.name:
         raise NotAuthorized(messages.not_authorized(path))
+
+
+def own_entity_name(request: Request, caller: Namespace) -> str:
+    """The `{name}` of a trigger or rule of the caller's own namespace (these are never in
+    packages, so a name with '/' is invalid)."""
+    namespace = namespace_of(request, caller)
+    name = str(request.path_params["name"])
+    require_own(namespace, caller, f"{namespace}/{name}")
+    return check_segment(name)
 
 
 def query_bool(request: Request, name: str, default: bool) -> bool:

@@ -15,15 +15,16 @@ from controller.api.openwhisk.common import (
     authenticate,
     json_body,
     namespace_of,
+    own_entity_name,
     page,
     query_bool,
     require_own,
 )
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
 from controller.api.state import app_state
-from controller.domain import KeyValue, Namespace
+from controller.domain import KeyValue
 from controller.errors import InvalidInput
-from controller.names import EntityPath, check_segment
+from controller.names import EntityPath
 from controller.services import rules
 from controller.services.rules import Rule, RuleSpec
 from controller.services.triggers import ref_path
@@ -98,15 +99,6 @@ def rule_json(rule: Rule) -> dict[str, Any]:
     return out
 
 
-def _own_rule(request: Request, caller: Namespace) -> str:
-    """The `{name}` of a rule of the caller's own namespace (rules are never in packages, so a
-    name with '/' is invalid)."""
-    namespace = namespace_of(request, caller)
-    name = str(request.path_params["name"])
-    require_own(namespace, caller, f"{namespace}/{name}")
-    return check_segment(name)
-
-
 async def list_rules(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
@@ -122,7 +114,7 @@ async def list_rules(request: Request) -> Response:
 async def get_rule(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_rule(request, caller)
+        name = own_entity_name(request, caller)
         rule = await rules.get_rule(session, caller, name)
     return JSONResponse(rule_json(rule))
 
@@ -131,7 +123,7 @@ async def put_rule(request: Request) -> Response:
     state = app_state(request)
     async with state.transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_rule(request, caller)
+        name = own_entity_name(request, caller)
         overwrite = query_bool(request, "overwrite", False)
         body = await json_body(request, state.settings.limits.request_body_max_bytes)
         spec = rule_put(body, caller.name)
@@ -144,7 +136,7 @@ async def put_rule(request: Request) -> Response:
 async def delete_rule(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_rule(request, caller)
+        name = own_entity_name(request, caller)
         rule = await rules.delete_rule(session, caller, name)
     return JSONResponse(rule_json(rule))
 
@@ -154,7 +146,7 @@ async def change_status(request: Request) -> Response:
     state = app_state(request)
     async with state.transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_rule(request, caller)
+        name = own_entity_name(request, caller)
         body = await json_body(request, state.settings.limits.request_body_max_bytes)
         await rules.set_status(session, caller, name, rules.parse_status(body.get("status")))
     return PlainTextResponse("OK")

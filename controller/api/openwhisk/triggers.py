@@ -16,6 +16,7 @@ from controller.api.openwhisk.common import (
     authenticate,
     json_body,
     namespace_of,
+    own_entity_name,
     page,
     query_bool,
     require_own,
@@ -23,8 +24,7 @@ from controller.api.openwhisk.common import (
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
 from controller.api.state import app_state
 from controller.clock import now_ms
-from controller.domain import KeyValue, Namespace
-from controller.names import check_segment
+from controller.domain import KeyValue
 from controller.services import triggers
 from controller.services.triggers import Trigger, TriggerSpec, ref_path
 
@@ -84,15 +84,6 @@ def trigger_summary(trigger: Trigger) -> dict[str, Any]:
     }
 
 
-def _own_trigger(request: Request, caller: Namespace) -> str:
-    """The `{name}` of a trigger of the caller's own namespace (triggers are never in
-    packages, so a name with '/' is invalid)."""
-    namespace = namespace_of(request, caller)
-    name = str(request.path_params["name"])
-    require_own(namespace, caller, f"{namespace}/{name}")
-    return check_segment(name)
-
-
 async def list_triggers(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
@@ -108,7 +99,7 @@ async def list_triggers(request: Request) -> Response:
 async def get_trigger(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_trigger(request, caller)
+        name = own_entity_name(request, caller)
         trigger = await triggers.get_trigger(session, caller, name)
     return JSONResponse(trigger_json(trigger))
 
@@ -117,7 +108,7 @@ async def put_trigger(request: Request) -> Response:
     state = app_state(request)
     async with state.transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_trigger(request, caller)
+        name = own_entity_name(request, caller)
         overwrite = query_bool(request, "overwrite", False)
         spec = trigger_put(await json_body(request, state.settings.limits.request_body_max_bytes))
         trigger = await triggers.put_trigger(
@@ -129,7 +120,7 @@ async def put_trigger(request: Request) -> Response:
 async def delete_trigger(request: Request) -> Response:
     async with app_state(request).transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_trigger(request, caller)
+        name = own_entity_name(request, caller)
         trigger = await triggers.delete_trigger(session, caller, name)
     return JSONResponse(trigger_json(trigger))
 
@@ -140,7 +131,7 @@ async def fire_trigger(request: Request) -> Response:
     state = app_state(request)
     async with state.transaction() as session:
         caller = await authenticate(request, session)
-        name = _own_trigger(request, caller)
+        name = own_entity_name(request, caller)
         payload = await json_body(request, state.settings.limits.payload_max_bytes)
         plan = await triggers.plan_fire(session, caller, name)
     if not plan.firings:
