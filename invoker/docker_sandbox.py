@@ -51,8 +51,12 @@ class DockerActionContainer:
         self._proxy = proxy
         self._destroyed = False
 
+    def alive(self) -> bool:
+        # The attach stream ends as soon as the container's process does.
+        return not self._destroyed and self._reader.is_alive()
+
     async def wait_ready(self, timeout_s: float) -> None:
-        await self._proxy.wait_ready(timeout_s, alive=self._reader.is_alive)
+        await self._proxy.wait_ready(timeout_s, alive=self.alive)
 
     async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         return await self._proxy.post("/init", payload, timeout_s)

@@ -10,11 +10,13 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from invoker.sandbox import Container, ContainerSpec, ProvisionError, Sandbox
 
 log = logging.getLogger(__name__)
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,24 @@ class ContainerPool:
 
     # Acquiring and returning containers.
 
-    async def acquire(self, key: WarmKey, spec: ContainerSpec) -> tuple[Slot, bool]:
+    async def acquire(
+        self, key: WarmKey, spec: ContainerSpec, *, reuse: bool = True
+    ) -> tuple[Slot, bool]:
         """A container for `key`: (slot, True) if warm (already initialised), else a stem cell
-        or a new container, (slot, False), which the caller must /init."""
+        or a new container, (slot, False), which the caller must /init. A container that died
+        (killed from outside) is never handed out: it is dropped and the next one tried.
+        `reuse=False` always starts a new container."""
         if self._closed:
             raise ProvisionError("the invoker is shutting down")
-        warm = self._idle.get(key)
-        if warm:
-            slot = warm.pop()
-            if not warm:
-                del self._idle[key]
-            return self._lend(slot), True
-        stems = self._stems.get((key.kind, key.memory_mb))
-        if stems:
-            slot = stems.pop()
-            slot.key = key
-            self._replenish(key.kind, key.memory_mb)
-            return self._lend(slot), False
+        if reuse:
+            slot = self._take_live(self._idle, key)
+            if slot is not None:
+                return self._lend(slot), True
+            slot = self._take_live(self._stems, (key.kind, key.memory_mb))
+            if slot is not None:
+                slot.key = key
+                self._replenish(key.kind, key.memory_mb)
+                return self._lend(slot), False
         await self._reserve(spec.memory_mb)
         try:
             container = await self.sandbox.start(spec)
@@ -108,6 +111,26 @@ class ContainerPool:
             await self._unreserve(spec.memory_mb)
             raise
         return self._lend(Slot(container, spec.memory_mb, key)), False
+
+    def _take_live(self, slots_of: dict[Any, list[Slot]], key: Any) -> Slot | None:
+        """The most recently returned live container under `key`; dead ones are removed."""
+        slots = slots_of.get(key)
+        found = None
+        while slots and found is None:
+            slot = slots.pop()
+            if slot.container.alive():
+                found = slot
+            else:
+                log.warning("container %s died while idle: replacing it", slot.container.id)
+                self._spawn(self._remove(slot))
+        if not slots:
+            slots_of.pop(key, None)
+        return found
+
+    async def _remove(self, slot: Slot) -> None:
+        """Destroy a container the pool no longer holds and give its memory back."""
+        await self._destroy_quietly(slot)
+        await self._unreserve(slot.memory_mb)
 
     def _lend(self, slot: Slot) -> Slot:
         slot.uses += 1
@@ -218,18 +241,18 @@ class ContainerPool:
             self._changed.notify_all()
 
     async def evict_idle(self) -> int:
-        """Destroy warm containers idle for longer than the idle timeout."""
+        """Destroy warm containers idle for longer than the idle timeout, and replace idle
+        containers and stem cells that died."""
         horizon = self._clock() - self.idle_timeout_s
-        expired = [s for slots in self._idle.values() for s in slots if s.last_used < horizon]
-        for slot in expired:
-            assert slot.key is not None
-            self._idle[slot.key].remove(slot)
-            if not self._idle[slot.key]:
-                del self._idle[slot.key]
-        for slot in expired:
-            await self._destroy_quietly(slot)
-            await self._unreserve(slot.memory_mb)
-        return len(expired)
+        warm = _take_where(self._idle, lambda s: s.last_used < horizon or not s.container.alive())
+        stems = _take_where(self._stems, lambda s: not s.container.alive())
+        for _, slot in [*warm, *stems]:
+            if not slot.container.alive():
+                log.warning("container %s died while idle: replacing it", slot.container.id)
+            await self._remove(slot)
+        for (kind, memory_mb), _ in stems:
+            self._replenish(kind, memory_mb)
+        return len(warm) + len(stems)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -260,3 +283,21 @@ class ContainerPool:
         self._used_mb = 0
         with contextlib.suppress(Exception):
             await self.sandbox.close()
+
+
+def _take_where(
+    slots_of: dict[K, list[Slot]], test: Callable[[Slot], bool]
+) -> list[tuple[K, Slot]]:
+    """Remove and return the slots that pass `test`, with their keys."""
+    taken: list[tuple[K, Slot]] = []
+    for key, slots in list(slots_of.items()):
+        kept = []
+        for slot in slots:
+            if test(slot):
+                taken.append((key, slot))
+            else:
+                kept.append(slot)
+        slots[:] = kept
+        if not slots:
+            del slots_of[key]
+    return taken

@@ -118,7 +118,11 @@ class ProcessActionContainer:
         self._logs.close()
 
     def alive(self) -> bool:
-        return self._process.returncode is None
+        return not self._destroyed and self._process.returncode is None and _running(self.pid)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     async def wait_ready(self, timeout_s: float) -> None:
         try:
@@ -167,6 +171,15 @@ class ProcessActionContainer:
         if transport is not None:
             transport.close()
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (asyncio may not have reaped it yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _become(uid: int) -> None:

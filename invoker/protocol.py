@@ -178,6 +178,7 @@ class Invocation(_Message):
     binding: str | None = None  # `namespace/binding` when invoked through a package binding
     reply_to: str | None = None
     accepted_at: int  # epoch ms when the controller accepted it (waitTime starts here)
+    result_limit: int = 1024 * 1024  # bytes of JSON result the invoker accepts
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Invocation:

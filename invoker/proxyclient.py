@@ -42,6 +42,8 @@ class ProxyClient:
             )
         except TimeoutError:
             return Exchange(None, b"", _ms_since(started), timed_out=True)
+        except (httpx.ConnectError, httpx.WriteError):  # the request never reached the proxy
+            return Exchange(None, b"", _ms_since(started), delivered=False)
         except httpx.HTTPError:
             return Exchange(None, b"", _ms_since(started))
         return Exchange(response.status_code, response.content, _ms_since(started))

@@ -60,6 +60,10 @@ def warm_key(inv: Invocation) -> WarmKey:
     return WarmKey(inv.namespace, a.path, a.version, a.code_digest, a.kind, a.limits.memory)
 
 
+class _Undelivered(Exception):
+    """The container refused the connection: the request never reached the action."""
+
+
 class Runner:
     def __init__(
         self,
@@ -67,13 +71,11 @@ class Runner:
         code: CodeCache,
         invoker_id: str,
         *,
-        result_limit_bytes: int = MB,
         log_wait_s: float = 2.0,
     ) -> None:
         self.pool = pool
         self.code = code
         self.invoker_id = invoker_id
-        self.result_limit_bytes = result_limit_bytes
         self.log_wait_s = log_wait_s
 
     async def execute(self, inv: Invocation) -> Result:
@@ -105,26 +107,41 @@ class Runner:
             code = await self.code.get(action.code_digest) if action.code_digest else None
         except CodeMissing:
             return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
-        try:
-            slot, warm = await self.pool.acquire(warm_key(inv), spec)
-        except ImageMissing:
-            return Result.failure(
-                inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED,
-                messages.image_missing(action.image), start=now_ms(), end=now_ms(),
-                invoker=self.invoker_id,
-            )  # fmt: skip
-        except ProvisionError as exc:
-            log.warning("activation %s: %s", inv.activation_id, exc)
-            return self._failure(inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms())
-        try:
-            return await self._in_container(inv, slot, warm, code)
-        except BaseException:
-            await asyncio.shield(self.pool.discard(slot))
-            raise
+        reuse = True
+        while True:
+            try:
+                slot, warm = await self.pool.acquire(warm_key(inv), spec, reuse=reuse)
+            except ImageMissing:
+                return Result.failure(
+                    inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED,
+                    messages.image_missing(action.image), start=now_ms(), end=now_ms(),
+                    invoker=self.invoker_id,
+                )  # fmt: skip
+            except ProvisionError as exc:
+                log.warning("activation %s: %s", inv.activation_id, exc)
+                return self._failure(
+                    inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms()
+                )
+            try:
+                return await self._in_container(inv, slot, warm, code, retry=reuse)
+            except _Undelivered:
+                # A reused container died before it could take the request: the action never
+                # saw it, so run it once more, in a new container.
+                log.warning(
+                    "activation %s: container %s was dead, starting a new one",
+                    inv.activation_id, slot.container.id,
+                )  # fmt: skip
+                await self.pool.discard(slot)
+                reuse = False
+            except BaseException:
+                await asyncio.shield(self.pool.discard(slot))
+                raise
 
     async def _in_container(
-        self, inv: Invocation, slot: Slot, warm: bool, code: str | None
+        self, inv: Invocation, slot: Slot, warm: bool, code: str | None, *, retry: bool
     ) -> Result:
+        """Init (unless warm) and run; raises `_Undelivered` when `retry` is allowed and the
+        container refused the first request."""
         container = slot.container
         timeout_ms = inv.action.limits.timeout
         start = now_ms()
@@ -140,14 +157,18 @@ class Runner:
             if code is not None:  # blackbox actions may come without code
                 init["code"] = code
             exchange = await container.init({"value": init}, timeout_ms / 1000)
+            if retry and not exchange.delivered:
+                raise _Undelivered
             init_time = exchange.elapsed_ms
             oom = exchange.status is None and await container.was_oom_killed()
             failed = classify_init(exchange, timeout_ms, oom=oom)
             if failed is not None:
                 return await self._finish(inv, slot, failed, start, init_time)
         exchange = await container.run(run_payload(inv, deadline), timeout_ms / 1000)
+        if retry and warm and not exchange.delivered:
+            raise _Undelivered
         oom = exchange.status is None and await container.was_oom_killed()
-        classified = classify_run(exchange, timeout_ms, self.result_limit_bytes, oom=oom)
+        classified = classify_run(exchange, timeout_ms, inv.result_limit, oom=oom)
         return await self._finish(inv, slot, classified, start, init_time)
 
     async def _finish(

@@ -22,12 +22,14 @@ class ContainerSpec:
 
 @dataclass(frozen=True)
 class Exchange:
-    """One HTTP exchange with the proxy. `status` is None when the connection dropped."""
+    """One HTTP exchange with the proxy. `status` is None when the connection dropped;
+    `delivered` is False when no connection could be made, so the action never saw it."""
 
     status: int | None
     body: bytes
     elapsed_ms: int
     timed_out: bool = False
+    delivered: bool = True
 
 
 class ProvisionError(Exception):
@@ -43,6 +45,9 @@ class Container(Protocol):
 
     id: str
     spec: ContainerSpec
+
+    def alive(self) -> bool:
+        """Whether the container still runs (False once it exited or was killed)."""
 
     async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         """POST /init."""

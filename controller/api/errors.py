@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
@@ -38,6 +38,8 @@ STATUS_OF: dict[type[HomerunError], int] = {
     NoInvokers: 503,
 }
 
+CLIENT_CLOSED_REQUEST = 499
+
 _HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED}
 
 
@@ -56,10 +58,31 @@ def error_response(request: Request, status: int, message: str) -> JSONResponse:
     )
 
 
+def status_of(exc: HomerunError) -> int | None:
+    """The HTTP status of a domain error: its class's, or its nearest mapped base's."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return None
+
+
 async def homerun_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HomerunError)
-    status = next(code for cls, code in STATUS_OF.items() if isinstance(exc, cls))
+    status = status_of(exc)
+    if status is None:  # a domain error no row maps yet: a server fault, said once
+        log.error(
+            "%s on %s %s has no HTTP status: %s",
+            type(exc).__name__, request.method, request.url.path, exc.message,
+        )  # fmt: skip
+        status = 500
     return error_response(request, status, exc.message)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away while its body was read: nobody is left to answer, and nothing
+    went wrong on our side (499, as nginx counts it; never a 500)."""
+    log.debug("client left during %s %s", request.method, request.url.path)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -78,6 +101,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     HomerunError: homerun_error,
+    ClientDisconnect: client_gone,
     HTTPException: http_error,
     Exception: internal_error,
 }

@@ -182,6 +182,7 @@ class Executor:
             binding=req.binding,
             reply_to=self.id if req.blocking else None,
             accepted_at=now_ms(),
+            result_limit=self.limits.result_max_bytes,
         )
 
     async def invoke(self, req: InvokeRequest) -> Completed | Pending:

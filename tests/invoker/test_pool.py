@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -365,6 +367,74 @@ async def test_evict_idle_removes_containers_idle_past_the_timeout(
     assert process(busy).alive()  # busy containers never expire
     assert pool.stats() == PoolStats(idle=0, busy=1, stem_cells=0, memory_used_mb=128)
     assert await pool.evict_idle() == 0
+
+
+# Containers that die from outside (killed, crashed) are never handed out.
+
+
+def kill(container: ProcessActionContainer) -> None:
+    os.killpg(container._process.pid, signal.SIGKILL)
+
+
+async def test_a_dead_warm_container_is_replaced_not_handed_out(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    pool = make_pool()
+    first, _ = await pool.acquire(KEY, spec_of(KEY))
+    second, _ = await pool.acquire(KEY, spec_of(KEY))
+    await pool.release(first)
+    await pool.release(second)
+    kill(process(second))  # the one acquire would take next
+    await until(lambda: not process(second).alive())
+
+    slot, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert warm and slot is first
+    await until(lambda: pool.stats().memory_used_mb == 128)  # the dead one's memory is back
+    kill(process(first))
+    await until(lambda: not process(first).alive())
+    await pool.release(slot)
+
+    fresh, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert not warm
+    assert fresh.container is sandbox.containers[-1]
+    assert fresh.container not in (first.container, second.container)
+    await init(fresh)
+    await run(fresh, 1)
+
+
+async def test_a_dead_stem_cell_is_replaced_not_handed_out(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    pool = make_pool(stem_cells=(StemCellSpec(PYTHON, IMAGE[PYTHON], 128, 1),))
+    await pool.prewarm()
+    [stem] = sandbox.containers
+    kill(stem)
+    await until(lambda: not stem.alive())
+
+    slot, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert not warm
+    assert slot.container is not stem
+    await init(slot)
+    await run(slot, 1)
+
+
+async def test_evict_idle_replaces_dead_idle_containers_and_stem_cells(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    pool = make_pool(stem_cells=(StemCellSpec(PYTHON, IMAGE[PYTHON], 128, 1),))
+    await pool.prewarm()
+    [stem] = sandbox.containers
+    other = replace(KEY, memory_mb=256)  # not served by the stem cell
+    warm, _ = await pool.acquire(other, spec_of(other))
+    await pool.release(warm)
+    kill(stem)
+    kill(process(warm))
+    await until(lambda: not stem.alive() and not process(warm).alive())
+
+    assert await pool.evict_idle() == 2
+    await until(lambda: pool.stats().stem_cells == 1)  # a new stem cell took its place
+    assert pool.stats() == PoolStats(idle=0, busy=0, stem_cells=1, memory_used_mb=128)
+    assert sandbox.containers[-1] not in (stem, warm.container)
 
 
 async def test_close_destroys_everything(

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -252,6 +254,47 @@ async def test_outcomes_and_container_reuse(
         )  # fmt: skip
     # Success and application errors keep the container warm; developer errors destroy it.
     assert (two.init_time is None) is outcome.keeps_container
+
+
+async def test_a_warm_container_killed_from_outside_is_never_handed_out(
+    harness: Harness,
+) -> None:
+    harness.start(harness.worker(slots=1))
+    code = "function main() { return {pid: process.pid}; }"
+    await harness.enqueue("inv-1", await harness.invocation(code))
+    [one] = await harness.until(harness.results)
+    pid = one.result["pid"]  # type: ignore[call-overload]
+    os.killpg(pid, signal.SIGKILL)  # the warm container dies while idle
+    await harness.until(lambda: _exited(pid))
+
+    # Straight away, before the pool may have noticed.
+    await harness.enqueue("inv-1", await harness.invocation(code))
+    _, two = await harness.until(lambda: _at_least(harness, 2))
+    assert two.outcome is Outcome.SUCCESS, two.result
+    assert two.result["pid"] != pid  # type: ignore[call-overload]
+    assert two.init_time is not None  # a new container, initialised for it
+
+
+async def _exited(pid: int) -> bool:
+    """Whether the process is gone (or a zombie): its sockets are closed."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def _at_least(harness: Harness, count: int) -> list[Result]:
+    results = await harness.results()
+    return results if len(results) >= count else []
+
+
+async def test_the_result_limit_comes_with_the_invocation(harness: Harness) -> None:
+    worker = harness.worker(slots=1)
+    big = await harness.invocation("function main() { return {text: 'x'.repeat(200)}; }")
+    await harness.enqueue("inv-1", big.model_copy(update={"result_limit": 100}))
+    await harness.burst(worker)
+    [result] = await harness.results()
+    assert (result.outcome, result.reason) == (Outcome.APPLICATION_ERROR, Reason.RESULT_TOO_LARGE)
 
 
 async def test_burst_mode_returns_once_idle_and_deregisters(harness: Harness) -> None:
