@@ -8,12 +8,12 @@ PACKAGES := controller invoker homerun
 check: lint typecheck test
 
 lint:
-	$(BIN)/ruff check $(PACKAGES) migrations tests bench
-	$(BIN)/ruff format --check $(PACKAGES) migrations tests bench
+	$(BIN)/ruff check $(PACKAGES) migrations tests bench deploy
+	$(BIN)/ruff format --check $(PACKAGES) migrations tests bench deploy
 
 format:
-	$(BIN)/ruff check --fix $(PACKAGES) migrations tests bench
-	$(BIN)/ruff format $(PACKAGES) migrations tests bench
+	$(BIN)/ruff check --fix $(PACKAGES) migrations tests bench deploy
+	$(BIN)/ruff format $(PACKAGES) migrations tests bench deploy
 
 typecheck:
 	$(BIN)/mypy --strict $(PACKAGES)

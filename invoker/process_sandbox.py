@@ -174,12 +174,21 @@ class ProcessActionContainer:
 
 
 def _running(pid: int) -> bool:
-    """Whether the process exists and is not a zombie (asyncio may not have reaped it yet)."""
+    """Whether any thread of process `pid` still runs: a killed node's main thread is a
+    zombie while others still serve its socket, and asyncio may not have reaped it yet."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = [_state(Path(f"/proc/{pid}/task/{task}/stat")) for task in tasks]
+    except OSError:  # gone, or reaped while we looked
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    return any(state not in ("Z", "X", "") for state in states)
+
+
+def _state(stat: Path) -> str:
+    try:
+        return stat.read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _become(uid: int) -> None:
