@@ -10,11 +10,12 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import now_ms
-from controller.domain import Action, KeyValue, Namespace
-from controller.errors import HomerunError
+from controller.domain import Namespace
+from controller.errors import NotAuthorized, NotFound
 from controller.names import EntityPath
-from controller.services import actions, activations, namespaces
+from controller.services import activations, resolver
 from controller.services.activations import Activation
+from controller.services.resolver import Target
 from invoker.protocol import Outcome
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 COMPONENT_MISSING = "Sequence component does not exist."
 COMPONENT_WAIT_MS = 60_000
-
-Resolved = tuple[Action, tuple[tuple[KeyValue, ...], ...]]
 
 
 def _failure(status: Outcome, message: str) -> dict[str, Any]:
@@ -56,18 +55,12 @@ class SequenceRunner:
         except TimeoutError:
             return Pending(activation_id)
 
-    async def _resolve(self, component: str, caller: Namespace) -> Resolved | None:
+    async def _resolve(self, component: str, caller: Namespace) -> Target:
+        """The component as the namespace invoking the sequence may invoke it now: a
+        sequence never lends its owner's rights to its caller."""
         path = EntityPath.parse(component, caller.name)
         async with self.executor.transaction() as session:
-            owner = await namespaces.get_by_name(session, path.namespace)
-            if owner is None:
-                return None
-            try:
-                action = await actions.get_action(session, owner, path.action_name, with_code=False)
-            except HomerunError:
-                return None
-            layers = (await actions.package_parameters(session, owner, path.package),)
-        return action, layers
+            return await resolver.resolve(session, caller, path.namespace, path.action_name)
 
     async def _run(self, req: InvokeRequest, activation_id: str) -> Activation:
         from controller.execution.service import Pending
@@ -80,19 +73,23 @@ class SequenceRunner:
         memory = 0
         response: dict[str, Any] | None = None
         for component in sequence.exec.components:
-            resolved = await self._resolve(component, req.namespace)
-            if resolved is None:
+            try:
+                target = await self._resolve(component, req.namespace)
+            except NotFound:
                 response = _failure(Outcome.APPLICATION_ERROR, COMPONENT_MISSING)
                 break
-            action, layers = resolved
-            memory = max(memory, action.limits.memory)
+            except NotAuthorized as exc:
+                response = _failure(Outcome.APPLICATION_ERROR, exc.message)
+                break
+            memory = max(memory, target.action.limits.memory)
             step = replace(
                 req,
-                action=action,
+                action=target.action,
                 params=params if isinstance(params, dict) else {},
-                layers=layers,
+                layers=target.layers,
+                binding=target.binding,
                 blocking=True,
-                wait_ms=action.limits.timeout + COMPONENT_WAIT_MS,
+                wait_ms=target.action.limits.timeout + COMPONENT_WAIT_MS,
                 cause=activation_id,
             )
             outcome = await self.executor.invoke(step)

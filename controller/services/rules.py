@@ -20,7 +20,7 @@ from controller.domain import KeyValue, Namespace
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from controller.limits import SystemLimits
 from controller.names import EntityPath
-from controller.services import triggers
+from controller.services import resolver, triggers
 from controller.services.triggers import RuleLink, RuleStatus, ref_from, ref_path
 
 
@@ -132,7 +132,7 @@ async def _linkable_trigger(
     if trigger.namespace != namespace.name:
         raise NotAuthorized(messages.not_authorized(str(trigger).lstrip("/")))
     try:
-        await triggers.resolve_action(session, namespace, action)
+        await resolver.resolve(session, namespace, action.namespace, action.action_name)
         action_exists = True
     except NotFound:
         action_exists = False

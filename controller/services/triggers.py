@@ -5,9 +5,7 @@ the rule's status; `controller.services.rules` maintains them."""
 from __future__ import annotations
 
 import enum
-import json
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,15 +18,11 @@ from controller import messages
 from controller.actionspec import bump_version, check_kv_size, check_unique_keys, parse_version
 from controller.clock import now_ms
 from controller.db.models import TriggerRow
-from controller.domain import Action, KeyValue, Namespace
-from controller.errors import Conflict, HomerunError, InvalidInput, NotAuthorized, NotFound
-from controller.execution.dispatch import NoInvokers
-from controller.execution.recorder import Transaction
-from controller.execution.service import Completed, Executor, InvokeRequest
+from controller.domain import KeyValue, Namespace
+from controller.errors import Conflict, HomerunError, InvalidInput, NotFound
 from controller.limits import SystemLimits
-from controller.names import ActionName, EntityPath
-from controller.services import actions, activations, namespaces, packages
-from invoker.protocol import Outcome
+from controller.names import EntityPath
+from controller.services import resolver
 
 log = logging.getLogger(__name__)
 
@@ -245,51 +239,6 @@ async def delete_trigger(session: AsyncSession, namespace: Namespace, name: str)
     return trigger
 
 
-# Resolving the action of a rule.
-
-
-@dataclass(frozen=True)
-class Target:
-    """An action as a rule reaches it (without code), with the parameters of its package and,
-    through a binding, of the binding (lowest first)."""
-
-    action: Action
-    layers: packages.Layers
-    binding: str | None = None  # `namespace/binding` when reached through a binding
-
-
-async def _readable(
-    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
-) -> tuple[Namespace, Action]:
-    """An action the caller may invoke: its own, or one in a public package."""
-    denied = NotAuthorized(messages.not_authorized(f"{namespace}/{name}"))
-    owner = caller if namespace == caller.name else await namespaces.get_by_name(session, namespace)
-    if owner is None:
-        raise denied
-    foreign = owner.id != caller.id
-    if foreign and not (
-        name.package and await actions.package_is_public(session, owner, name.package)
-    ):
-        raise denied
-    try:
-        return owner, await actions.get_action(session, owner, name, with_code=False)
-    except NotFound:
-        raise denied if foreign else NotFound(messages.ENTITY_NOT_FOUND) from None
-
-
-async def resolve_action(session: AsyncSession, caller: Namespace, path: EntityPath) -> Target:
-    """The action `path` names, as `caller` may invoke it: one of its own, one in a public
-    package of another namespace, or one reached through a binding of the caller's.
-    NotAuthorized (another namespace, not shared) or NotFound otherwise."""
-    bound = await packages.resolve_binding(session, caller, path.namespace, path.package)
-    if bound is not None:
-        home, package, layers = bound
-        _, action = await _readable(session, caller, home.name, ActionName(package, path.name))
-        return Target(action, layers, binding=f"{caller.name}/{path.package}")
-    owner, action = await _readable(session, caller, path.namespace, path.action_name)
-    return Target(action, (await actions.package_parameters(session, owner, path.package),))
-
-
 # Firing.
 
 
@@ -299,7 +248,7 @@ class RuleFiring:
 
     rule: str  # "<ns>/<rule>"
     action: EntityPath  # as the rule names it
-    target: Target | None
+    target: resolver.Target | None
     error: HomerunError | None = None
 
 
@@ -318,94 +267,11 @@ async def plan_fire(session: AsyncSession, caller: Namespace, name: str) -> Fire
         if link.status is not RuleStatus.ACTIVE:
             continue
         try:
-            target = await resolve_action(session, caller, link.action)
+            target = await resolver.resolve(
+                session, caller, link.action.namespace, link.action.action_name
+            )
         except HomerunError as exc:
             firings.append(RuleFiring(rule, link.action, None, exc))
         else:
             firings.append(RuleFiring(rule, link.action, target))
     return FirePlan(caller, trigger, tuple(firings))
-
-
-def _rule_log(firing: RuleFiring, outcome: Outcome, detail: dict[str, str]) -> str:
-    """OpenWhisk's log line of one rule in the trigger activation."""
-    line = {
-        "statusCode": outcome.status_code,
-        "success": outcome is Outcome.SUCCESS,
-        **detail,
-        "rule": firing.rule,
-        "action": str(firing.action).lstrip("/"),
-    }
-    return json.dumps(line, separators=(",", ":"))
-
-
-async def _invoke(
-    executor: Executor, plan: FirePlan, target: Target, args: dict[str, Any],
-    transaction_id: str,
-) -> str:  # fmt: skip
-    """Invoke the action without waiting (throttled like any invoke); its activation id.
-    Rule-fired activations carry no `cause` (§10.1)."""
-    outcome = await executor.invoke(
-        InvokeRequest(
-            namespace=plan.caller,
-            action=target.action,
-            params=args,
-            layers=target.layers,
-            blocking=False,
-            transaction_id=transaction_id,
-            binding=target.binding,
-        )
-    )
-    return (
-        outcome.activation.activation_id
-        if isinstance(outcome, Completed)
-        else outcome.activation_id
-    )
-
-
-async def _activate(
-    executor: Executor, plan: FirePlan, firing: RuleFiring, args: dict[str, Any],
-    transaction_id: str,
-) -> str:  # fmt: skip
-    """The log line of one rule: its action invoked, or why not, failing as an invoke request
-    would (4xx: application error, 5xx: internal error)."""
-    try:
-        if firing.target is None:
-            raise firing.error or NotFound(messages.ENTITY_NOT_FOUND)
-        activation_id = await _invoke(executor, plan, firing.target, args, transaction_id)
-    except NoInvokers as exc:
-        return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": exc.message})
-    except HomerunError as exc:
-        return _rule_log(firing, Outcome.APPLICATION_ERROR, {"error": exc.message})
-    except Exception:  # a fire reports every rule, whatever failed
-        log.exception("trigger %s: invoking %s failed", plan.trigger.name, firing.action)
-        return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": messages.FIRE_FAILED})
-    return _rule_log(firing, Outcome.SUCCESS, {"activationId": activation_id})
-
-
-async def fire(
-    plan: FirePlan, payload: dict[str, Any], executor: Executor, transaction: Transaction,
-    transaction_id: str, headers: dict[str, str] | None = None,
-) -> str:  # fmt: skip
-    """Invoke the action of each active rule with the trigger's parameters under `payload`,
-    record the trigger activation (its result is the payload), and return its id."""
-    activation_id = uuid.uuid4().hex
-    start = now_ms()
-    args = {kv.key: kv.value for kv in plan.trigger.parameters} | payload
-    if headers is not None and "__ow_headers" not in payload:
-        args["__ow_headers"] = headers  # the fire request's headers reach the actions
-    logs = [
-        await _activate(executor, plan, firing, args, transaction_id) for firing in plan.firings
-    ]
-    async with transaction() as session:
-        await activations.record_trigger(
-            session,
-            namespace_id=plan.caller.id,
-            namespace=plan.caller.name,
-            activation_id=activation_id,
-            trigger=plan.trigger.name,
-            version=plan.trigger.version,
-            start=start,
-            result=payload,
-            logs=logs,
-        )
-    return activation_id

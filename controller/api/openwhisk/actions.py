@@ -25,14 +25,13 @@ from controller.api.openwhisk.entities import (
     activation_json,
 )
 from controller.api.state import app_state
-from controller.domain import Action, KeyValue, Namespace
+from controller.domain import Namespace
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from controller.execution.service import InvokeRequest, Pending
 from controller.names import ActionName
-from controller.services import actions, namespaces, packages
+from controller.services import actions, namespaces, packages, resolver
 
 PREFIX = "/api/v1/namespaces/{namespace}/actions"
-Layers = tuple[tuple[KeyValue, ...], ...]
 ACTIVATION_HEADER = "x-openwhisk-activation-id"
 
 
@@ -44,41 +43,6 @@ async def _owner(session: AsyncSession, caller: Namespace, name: str, path: str)
     if owner is None:
         raise NotAuthorized(messages.not_authorized(path))
     return owner
-
-
-async def resolve(
-    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
-) -> tuple[Namespace, Action, Layers]:
-    """An action the caller may read and invoke, with its parameter layers: its own, one in a
-    public package, or one reached through the caller's binding of a package."""
-    bound = await packages.resolve_binding(session, caller, namespace, name.package)
-    if bound is not None:
-        home, real_package, layers = bound
-        owner, action = await readable(
-            session, caller, home.name, ActionName(real_package, name.name)
-        )
-        return owner, action, layers
-    owner, action = await readable(session, caller, namespace, name)
-    return owner, action, (await actions.package_parameters(session, owner, name.package),)
-
-
-async def readable(
-    session: AsyncSession, caller: Namespace, namespace: str, name: ActionName
-) -> tuple[Namespace, Action]:
-    """An action the caller may read and invoke: its own, or one in a public package."""
-    path = f"{namespace}/{name}"
-    owner = await _owner(session, caller, namespace, path)
-    if owner.id != caller.id and not (
-        name.package and await actions.package_is_public(session, owner, name.package)
-    ):
-        raise NotAuthorized(messages.not_authorized(path))
-    try:
-        action = await actions.get_action(session, owner, name, with_code=False)
-    except NotFound:
-        if owner.id != caller.id:
-            raise NotAuthorized(messages.not_authorized(path)) from None
-        raise NotFound(messages.ENTITY_NOT_FOUND) from None
-    return owner, action
 
 
 async def list_actions(request: Request) -> Response:
@@ -116,10 +80,11 @@ async def get_action(request: Request) -> Response:
             return await _package_listing(request, caller, session)
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
-        owner, found, _ = await resolve(session, caller, namespace, name)
+        target = await resolver.resolve(session, caller, namespace, name)
         with_code = query_bool(request, "code", True)
+        found = target.action
         action = await actions.get_action(
-            session, owner, ActionName(found.package, found.name), with_code=with_code
+            session, target.owner, ActionName(found.package, found.name), with_code=with_code
         )
     return JSONResponse(action_json(action, with_code=with_code))
 
@@ -188,25 +153,20 @@ async def invoke_action(request: Request) -> Response:
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
         params = await json_body(request, limits.payload_max_bytes)  # 413 before the lookup
-        _, action, layers = await resolve(session, caller, namespace, name)
-        via_binding = (
-            f"{caller.name}/{name.package}"
-            if name.package and action.package != name.package
-            else None
-        )
+        target = await resolver.resolve(session, caller, namespace, name)
         blocking = query_bool(request, "blocking", False)
         result_only = query_bool(request, "result", False)
         wait_ms = _wait_ms(request, limits.blocking_wait_ms)
     outcome = await state.require_executor().invoke(
         InvokeRequest(
             namespace=caller,
-            action=action,
+            action=target.action,
             params=params,
-            layers=layers,
+            layers=target.layers,
             blocking=blocking,
             wait_ms=wait_ms,
             transaction_id=request_id(request),
-            binding=via_binding,
+            binding=target.binding,
         )
     )
     if isinstance(outcome, Pending):

@@ -25,6 +25,7 @@ from controller.api.openwhisk.entities import KeyValueIn, kv_json
 from controller.api.state import app_state
 from controller.clock import now_ms
 from controller.domain import KeyValue
+from controller.execution.fire import fire
 from controller.services import triggers
 from controller.services.triggers import Trigger, TriggerSpec, ref_path
 
@@ -141,7 +142,7 @@ async def fire_trigger(request: Request) -> Response:
     await executor.throttle.check_rate(caller.name, limits.fires_per_minute, now_ms(), "fire")
     headers = {key.lower(): value for key, value in request.headers.items()}
     headers.pop("authorization", None)  # credentials stay with the platform
-    activation_id = await triggers.fire(
+    activation_id = await fire(
         plan, payload, executor, state.transaction, request_id(request), headers
     )
     headers = {ACTIVATION_HEADER: activation_id}

@@ -27,12 +27,12 @@ from controller.api.openwhisk.webcodec import (
     transcode,
 )
 from controller.api.state import AppState, app_state
-from controller.domain import Action, Namespace
+from controller.domain import Namespace
 from controller.errors import HomerunError, NotAuthenticated, NotAuthorized, NotFound
 from controller.execution.service import InvokeRequest, Pending
 from controller.names import ActionName
-from controller.services import actions, namespaces, packages
-from controller.services.packages import Layers
+from controller.services import namespaces, resolver
+from controller.services.resolver import Target
 
 PATH = "/api/v1/web/{namespace}/{package}/{action_and_rest:path}"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -40,36 +40,30 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 @dataclass(frozen=True)
 class WebAction:
-    """A web action found from its URL, with what running it needs."""
+    """A web action found from its URL, with what running it needs. The URL's namespace is
+    the caller: the activation runs and is billed as it."""
 
-    owner: Namespace  # the URL's namespace: the activation runs and is billed as it
-    action: Action
-    layers: Layers  # package (and binding) parameters
+    caller: Namespace
+    target: Target
     annotations: WebAnnotations
 
 
 async def find_web_action(session: AsyncSession, target: WebTarget) -> WebAction:
-    """The exported action the URL names, directly or through one of the owner's bindings;
-    anything else is NotFound, so that nothing about other actions leaks."""
+    """The exported action the URL names, as its namespace may invoke it (directly or through
+    one of its bindings); anything else is NotFound, so that nothing about other actions
+    leaks."""
     owner = await namespaces.get_by_name(session, target.namespace)
     if owner is None:
         raise NotFound(messages.ENTITY_NOT_FOUND)
+    name = ActionName(target.package, target.name)
     try:
-        bound = await packages.resolve_binding(session, owner, owner.name, target.package)
-        layers: Layers
-        if bound is None:
-            home, package = owner, target.package
-            layers = (await actions.package_parameters(session, owner, package),)
-        else:
-            home, package, layers = bound
-        name = ActionName(package, target.name)
-        action = await actions.get_action(session, home, name, with_code=False)
+        found = await resolver.resolve(session, owner, owner.name, name)
     except (NotFound, NotAuthorized):
         raise NotFound(messages.ENTITY_NOT_FOUND) from None
-    annotations = WebAnnotations.of(action.annotations)
+    annotations = WebAnnotations.of(found.action.annotations)
     if not annotations.exported:
         raise NotFound(messages.ENTITY_NOT_FOUND)
-    return WebAction(owner, action, layers, annotations)
+    return WebAction(owner, found, annotations)
 
 
 async def _web_user(request: Request, session: AsyncSession) -> str | None:
@@ -118,10 +112,11 @@ async def _invoke(
     )
     outcome = await state.require_executor().invoke(
         InvokeRequest(
-            namespace=found.owner,
-            action=found.action,
+            namespace=found.caller,
+            action=found.target.action,
             params=args,
-            layers=found.layers,
+            layers=found.target.layers,
+            binding=found.target.binding,
             blocking=True,
             wait_ms=state.settings.limits.blocking_wait_ms,
             transaction_id=request_id(request),

@@ -18,10 +18,10 @@ from controller.api.seed.dto import (
     action_spec,
 )
 from controller.api.state import app_state
-from controller.errors import InvalidInput
+from controller.errors import InvalidInput, NotFound
 from controller.execution.service import InvokeRequest, Pending
 from controller.names import ActionName
-from controller.services import actions
+from controller.services import actions, resolver
 
 COLLECTION = "/runtime/namespaces/{orgId}/{intId}/actions"
 ENTITY = COLLECTION + "/{name:path}"
@@ -69,8 +69,10 @@ async def execute_action(request: Request) -> Response:
         namespace = await org_namespace(request, session)
         blocking = query_bool(request, "blocking", True)
         name = ActionName.parse(request.path_params["name"])
-        action = await actions.get_action(session, namespace, name, with_code=False)
-        layers = (await actions.package_parameters(session, namespace, name.package),)
+        try:
+            target = await resolver.resolve(session, namespace, namespace.name, name)
+        except NotFound:  # in the seed API's words, as for the other action endpoints
+            raise NotFound(messages.action_not_found(namespace.name, str(name))) from None
     executor = state.require_executor()
     body = await read_json(request, state.settings.limits.payload_max_bytes, empty={})
     if not isinstance(body, dict):
@@ -78,9 +80,9 @@ async def execute_action(request: Request) -> Response:
     outcome = await executor.invoke(
         InvokeRequest(
             namespace=namespace,
-            action=action,
+            action=target.action,
             params=body,
-            layers=layers,
+            layers=target.layers,
             blocking=blocking,
             wait_ms=state.settings.limits.blocking_wait_ms,
             transaction_id=request_id(request),
@@ -90,7 +92,7 @@ async def execute_action(request: Request) -> Response:
         return json_response({"activationId": outcome.activation_id}, status=202)
     activation = outcome.activation
     status = {0: 200, 1: 502, 2: 502}.get(activation.status_code, 500)
-    return json_response(action_result_dto(action, activation), status=status)
+    return json_response(action_result_dto(target.action, activation), status=status)
 
 
 async def update_action(request: Request) -> Response:
