@@ -63,6 +63,18 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'homerun.db').resolve()}"
 
     @property
+    def running_redis_file(self) -> Path:
+        """Where a running standalone notes its private Redis, so that `homerun admin`
+        with the same data directory reaches its controller."""
+        return self.data_dir / "standalone-redis-url"
+
+    def running_redis_url(self) -> str | None:
+        try:
+            return self.running_redis_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    @property
     def public_api_host(self) -> str:
         if self.api_host:
             return self.api_host.rstrip("/")

@@ -3,29 +3,54 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.db import migrate
-from controller.db.engine import create_engine, session_factory
+from controller.db.engine import changed_cached_tables, create_engine, session_factory
+from controller.execution.cache import bump_revision
 from controller.runtimes import load_manifest
 from controller.services import catalog
 from controller.services.actions import WriteContext
 from controller.settings import Settings
+from invoker.protocol import Keys
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one committed transaction on a short-lived engine."""
+    """Run `work` in one committed transaction on a short-lived engine. A change to what the
+    controllers cache (a revoked token, say) reaches them through Redis, when one runs."""
     engine = create_engine(settings.effective_database_url)
     try:
-        async with session_factory(engine)() as session, session.begin():
-            return await work(session)
+        async with session_factory(engine)() as session:
+            async with session.begin():
+                done = await work(session)
+            if changed_cached_tables(session):
+                await _tell_controllers(settings)
+            return done
     finally:
         await engine.dispose()
+
+
+async def _tell_controllers(settings: Settings) -> None:
+    url = settings.redis_url or settings.running_redis_url()
+    if url is None:
+        return  # no Redis: no controller is running with a cache
+    redis = Redis.from_url(url)
+    try:
+        await bump_revision(redis, Keys(settings.key_prefix))
+    except RedisError as exc:
+        log.warning("could not tell the controllers through Redis (%s): %s", url, exc)
+    finally:
+        await redis.aclose()
 
 
 def run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

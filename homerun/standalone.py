@@ -176,8 +176,9 @@ def _redis_server_binary() -> str | None:
 
 
 @contextlib.contextmanager
-def private_redis(data_dir: Path) -> Iterator[str]:
-    """A Redis server for this process alone, on a free loopback port, stopped on exit."""
+def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
+    """A Redis server for this process alone, on a free loopback port, stopped on exit; its
+    URL is written to `note` (if given) while it runs."""
     binary = _redis_server_binary()
     if binary is None:
         raise SystemExit(
@@ -204,8 +205,13 @@ def private_redis(data_dir: Path) -> Iterator[str]:
             if process.poll() is not None:
                 raise SystemExit(f"redis-server exited with {process.returncode}")
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        url = f"redis://127.0.0.1:{port}/0"
+        if note is not None:
+            note.write_text(url + "\n")  # for `homerun admin` with this data directory
+        yield url
     finally:
+        if note is not None:
+            note.unlink(missing_ok=True)
         process.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(5)
@@ -318,7 +324,9 @@ def run(settings: Settings) -> None:
     with contextlib.ExitStack() as stack:
         redis_url = settings.redis_url
         if not redis_url:
-            redis_url = stack.enter_context(private_redis(settings.data_dir))
+            redis_url = stack.enter_context(
+                private_redis(settings.data_dir, settings.running_redis_file)
+            )
             _say(f"started a private Redis at {redis_url}")
         settings = settings.model_copy(update={"redis_url": redis_url})
         asyncio.run(_serve(settings, _invoker_settings(settings, invoker), banner))

@@ -84,6 +84,13 @@ class Keys:
     def throttle(self, name: str) -> str:
         return f"{self.prefix}:throttle:{name}"
 
+    @property
+    def entities_revision(self) -> str:
+        """Integer: bumped after every committed change to what invocations look up
+        (namespaces, packages, actions, tokens, API keys); controllers' caches are valid at
+        one revision, and the accept script refuses an invocation resolved at another."""
+        return f"{self.prefix}:entities:revision"
+
 
 class Outcome(enum.StrEnum):
     """How an activation ended; the value is OpenWhisk's `response.status`."""

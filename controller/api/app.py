@@ -30,6 +30,8 @@ from controller.api.openwhisk.cors import CorsMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
 from controller.db.engine import create_engine, session_factory
+from controller.execution.cache import EntityCache
+from controller.execution.entry import EntryPoint
 from controller.execution.service import Executor
 from controller.execution.tasks import cancel_all
 from controller.maintenance import purge_forever
@@ -66,23 +68,27 @@ def create_app(settings: Settings) -> Starlette:
         retention = asyncio.create_task(
             purge_forever(state.transaction, settings.limits.activation_retention_days)
         )
+        executor = None
         try:
             if redis is not None:
-                state.executor = Executor(
+                keys = Keys(settings.key_prefix)
+                executor = Executor(
                     redis,
-                    Keys(settings.key_prefix),
+                    keys,
                     manifest,
                     state.transaction,
                     lambda digest: _load_code(state, digest),
                     api_host=settings.public_api_host,
                     limits=settings.limits,
                 )
-                await state.executor.start()
+                await executor.start()
+            cache = EntityCache(redis, Keys(settings.key_prefix), state.transaction)
+            state.entry = EntryPoint(executor, cache)
             yield
         finally:
             await cancel_all([retention])
-            if state.executor is not None:
-                await state.executor.stop()
+            if executor is not None:
+                await executor.stop()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()

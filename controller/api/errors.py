@@ -9,7 +9,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
-from controller.api.state import EngineUnavailable
 from controller.errors import (
     Conflict,
     HomerunError,
@@ -21,6 +20,7 @@ from controller.errors import (
     UnsupportedMediaType,
 )
 from controller.execution.dispatch import NoInvokers
+from controller.execution.entry import EngineUnavailable
 from controller.execution.throttle import Throttled
 
 log = logging.getLogger(__name__)

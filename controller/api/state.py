@@ -9,15 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 
-from controller.errors import HomerunError
-from controller.execution.service import Executor
+from controller.db.engine import changed_cached_tables
+from controller.execution.entry import EntryPoint
 from controller.runtimes import Manifest
 from controller.services.actions import WriteContext
 from controller.settings import Settings
-
-
-class EngineUnavailable(HomerunError):
-    """Invocations cannot be accepted right now (503)."""
 
 
 @dataclass
@@ -26,14 +22,12 @@ class AppState:
     manifest: Manifest
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    executor: Executor | None = None
+    entry: EntryPoint | None = None  # set by the lifespan
 
-    def require_executor(self) -> Executor:
-        if self.executor is None:
-            raise EngineUnavailable(
-                "The execution engine is not configured: set HOMERUN_REDIS_URL and run invokers."
-            )
-        return self.executor
+    def require_entry(self) -> EntryPoint:
+        """Where every invocation goes in."""
+        assert self.entry is not None, "the app's lifespan has not started"
+        return self.entry
 
     @property
     def write_context(self) -> WriteContext:
@@ -41,9 +35,13 @@ class AppState:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session whose transaction commits on success and rolls back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session whose transaction commits on success and rolls back on error; a commit
+        that changed what invocations look up tells every controller's cache."""
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            if self.entry is not None and changed_cached_tables(session):
+                await self.entry.cache.changed()
 
 
 def app_state(request: Request) -> AppState:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -54,5 +55,36 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(full, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+# The tables whose rows invocations look up, and controllers cache (controller.execution.cache).
+CACHED_TABLES = frozenset({"namespaces", "packages", "actions", "operator_tokens", "api_keys"})
+_CHANGED = "homerun.cached_tables_changed"
+
+
+class TrackedSession(Session):
+    """A session that notes whether it wrote to a cached table (rows through the unit of work,
+    or bulk UPDATE and DELETE statements)."""
+
+
+@event.listens_for(TrackedSession, "before_flush")
+def _note_flush(session: Session, _context: Any, _instances: Any) -> None:
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if getattr(row, "__tablename__", None) in CACHED_TABLES:
+            session.info[_CHANGED] = True
+            return
+
+
+@event.listens_for(TrackedSession, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if state.is_update or state.is_delete or state.is_insert:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in CACHED_TABLES:
+            state.session.info[_CHANGED] = True
+
+
+def changed_cached_tables(session: AsyncSession) -> bool:
+    """Whether the session's transaction wrote to a table that controllers cache."""
+    return bool(session.sync_session.info.get(_CHANGED))
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession)

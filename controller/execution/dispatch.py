@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from controller.errors import HomerunError
+from controller.execution.throttle import Throttled, concurrency_message, rate_message
 from invoker.protocol import FIELD, Invocation, InvokerInfo, Keys, live_invokers
 
 CODE_TTL_S = 7 * 24 * 3600
@@ -20,10 +22,67 @@ class NoInvokers(HomerunError):
     """No invoker is alive to take the invocation (503)."""
 
 
+class Stale(HomerunError):
+    """The invocation was resolved from cached entities that changed since (never shown: it
+    is resolved afresh and accepted again)."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"the entities changed (revision {revision})")
+        self.revision = revision
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What an invocation must pass in the round trip that enqueues it. The defaults check
+    nothing: no revision, no rate, no concurrency bound."""
+
+    namespace: str
+    revision: int | None = None  # the entity revision it was resolved at
+    rate_allowed: int = 0  # invocations per minute of the namespace; 0: not counted
+    inflight_allowed: int = 2**31  # concurrent activations of the namespace
+    now_ms: int = 0
+    inflight_expiry_ms: int = 0  # when its in-flight mark lapses if never released
+
+
+# KEYS: [1] entity revision, [2] the namespace's minute counter, [3] its in-flight sorted set
+#       (member: activation id, score: expiry ms), [4..] the candidates' queues, home first.
+# ARGV: [1] expected revision ('' not checked), [2] per-minute allowance (0 not counted),
+#       [3] now ms, [4] in-flight allowance, [5] activation id, [6] in-flight expiry ms,
+#       [7] the invocation, [8..] each candidate's slots.
+# Returns {verdict, detail}: {'stale', current revision}, {'rate', count},
+# {'concurrency', count} or {'ok', index of the candidate that took it (1-based)}.
+_ACCEPT = """
+if ARGV[1] ~= '' then
+  local current = redis.call('GET', KEYS[1]) or '0'
+  if current ~= ARGV[1] then return {'stale', current} end
+end
+if tonumber(ARGV[2]) > 0 then
+  local count = redis.call('INCR', KEYS[2])
+  if count == 1 then redis.call('PEXPIRE', KEYS[2], 120000) end
+  if count > tonumber(ARGV[2]) then return {'rate', tostring(count)} end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
+local inflight = redis.call('ZCARD', KEYS[3])
+if inflight >= tonumber(ARGV[4]) then return {'concurrency', tostring(inflight)} end
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], 86400000)
+local chosen = 1
+for i = 4, #KEYS do
+  if redis.call('XLEN', KEYS[i]) < tonumber(ARGV[i + 4]) then
+    chosen = i - 3
+    break
+  end
+end
+redis.call('XADD', KEYS[chosen + 3], '*', '__FIELD__', ARGV[7])
+return {'ok', tostring(chosen)}
+""".replace("__FIELD__", FIELD)
+
+
 class Dispatcher:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        self._accept = redis.register_script(_ACCEPT)
         self._invokers: list[InvokerInfo] = []
         self._invokers_at = 0.0
         self._known_code: dict[str, float] = {}
@@ -35,23 +94,43 @@ class Dispatcher:
             self._invokers_at = now
         return self._invokers
 
-    async def choose(self, home_key: str) -> str:
-        """The action's home invoker (a hash over the live ones), or the next ones in turn
-        when it is full; the home one when all are full (work queues there, oldest first)."""
+    async def candidates(self, home_key: str) -> list[InvokerInfo]:
+        """The live invokers in the order an action tries them: its home one (a hash of the
+        key over the live ones), then the next ones in turn."""
         infos = await self.invokers()
         if not infos:
             raise NoInvokers("No invokers are available to run the action; try again later.")
         home = int.from_bytes(hashlib.sha256(home_key.encode()).digest()[:8], "big") % len(infos)
-        for step in range(len(infos)):
-            info = infos[(home + step) % len(infos)]
-            if await self.redis.xlen(self.keys.queue(info.id)) < info.slots:
-                return info.id
-        return infos[home].id
+        return infos[home:] + infos[:home]
 
-    async def enqueue(self, invocation: Invocation) -> str:
-        target = await self.choose(f"{invocation.namespace}/{invocation.action.path}")
-        await self.redis.xadd(self.keys.queue(target), {FIELD: invocation.encode()})
-        return target
+    async def enqueue(self, invocation: Invocation, admission: Admission | None = None) -> str:
+        """Admit and enqueue the invocation in one round trip; the invoker it went to: the
+        first candidate whose queue holds fewer entries than its slots, else the home one
+        (work queues there, oldest first). Stale, Throttled or NoInvokers otherwise."""
+        infos = await self.candidates(f"{invocation.namespace}/{invocation.action.path}")
+        a = admission or Admission(invocation.namespace)
+        rate_key = self.keys.throttle(f"invoke:{a.namespace}:{a.now_ms // 60_000}")
+        verdict, detail = await self._accept(
+            keys=[
+                self.keys.entities_revision,
+                rate_key,
+                self.keys.throttle(f"inflight:{a.namespace}"),
+                *(self.keys.queue(info.id) for info in infos),
+            ],
+            args=[
+                "" if a.revision is None else a.revision, a.rate_allowed, a.now_ms,
+                a.inflight_allowed, invocation.activation_id, a.inflight_expiry_ms,
+                invocation.encode(), *(info.slots for info in infos),
+            ],
+        )  # fmt: skip
+        verdict, detail = verdict.decode(), detail.decode()
+        if verdict == "stale":
+            raise Stale(int(detail))
+        if verdict == "rate":
+            raise Throttled(rate_message(int(detail), a.rate_allowed))
+        if verdict == "concurrency":
+            raise Throttled(concurrency_message(int(detail), a.inflight_allowed))
+        return infos[int(detail) - 1].id
 
     async def ensure_code(self, digest: str, load: Callable[[], Awaitable[str | None]]) -> None:
         """Put the code of `digest` in Redis unless it is known to be there."""

@@ -1,5 +1,5 @@
 """Firing a trigger (shared/spec/openwhisk.md §10.1): each active rule's action is invoked
-through the executor, and the trigger activation records what happened to each."""
+through the entry point, and the trigger activation records what happened to each."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from controller import messages
 from controller.clock import now_ms
 from controller.errors import HomerunError, NotFound
 from controller.execution.dispatch import NoInvokers
+from controller.execution.entry import Call, EntryPoint
 from controller.execution.recorder import Transaction
-from controller.execution.service import Completed, Executor, InvokeRequest
+from controller.execution.service import Completed
 from controller.services import activations
 from controller.services.resolver import Target
 from controller.services.triggers import FirePlan, RuleFiring
@@ -35,22 +36,13 @@ def _rule_log(firing: RuleFiring, outcome: Outcome, detail: dict[str, str]) -> s
 
 
 async def _invoke(
-    executor: Executor, plan: FirePlan, target: Target, args: dict[str, Any],
+    entry: EntryPoint, plan: FirePlan, target: Target, args: dict[str, Any],
     transaction_id: str,
 ) -> str:  # fmt: skip
     """Invoke the action without waiting (throttled like any invoke); its activation id.
     Rule-fired activations carry no `cause` (§10.1)."""
-    outcome = await executor.invoke(
-        InvokeRequest(
-            namespace=plan.caller,
-            action=target.action,
-            params=args,
-            layers=target.layers,
-            blocking=False,
-            transaction_id=transaction_id,
-            binding=target.binding,
-        )
-    )
+    call = Call(args, blocking=False, transaction_id=transaction_id)
+    outcome = await entry.invoke_target(plan.caller, target, call)
     return (
         outcome.activation.activation_id
         if isinstance(outcome, Completed)
@@ -59,7 +51,7 @@ async def _invoke(
 
 
 async def _activate(
-    executor: Executor, plan: FirePlan, firing: RuleFiring, args: dict[str, Any],
+    entry: EntryPoint, plan: FirePlan, firing: RuleFiring, args: dict[str, Any],
     transaction_id: str,
 ) -> str:  # fmt: skip
     """The log line of one rule: its action invoked, or why not, failing as an invoke request
@@ -67,7 +59,7 @@ async def _activate(
     try:
         if firing.target is None:
             raise firing.error or NotFound(messages.ENTITY_NOT_FOUND)
-        activation_id = await _invoke(executor, plan, firing.target, args, transaction_id)
+        activation_id = await _invoke(entry, plan, firing.target, args, transaction_id)
     except NoInvokers as exc:
         return _rule_log(firing, Outcome.INTERNAL_ERROR, {"error": exc.message})
     except HomerunError as exc:
@@ -79,7 +71,7 @@ async def _activate(
 
 
 async def fire(
-    plan: FirePlan, payload: dict[str, Any], executor: Executor, transaction: Transaction,
+    plan: FirePlan, payload: dict[str, Any], entry: EntryPoint, transaction: Transaction,
     transaction_id: str, headers: dict[str, str] | None = None,
 ) -> str:  # fmt: skip
     """Invoke the action of each active rule with the trigger's parameters under `payload`,
@@ -89,9 +81,7 @@ async def fire(
     args = {kv.key: kv.value for kv in plan.trigger.parameters} | payload
     if headers is not None and "__ow_headers" not in payload:
         args["__ow_headers"] = headers  # the fire request's headers reach the actions
-    logs = [
-        await _activate(executor, plan, firing, args, transaction_id) for firing in plan.firings
-    ]
+    logs = [await _activate(entry, plan, firing, args, transaction_id) for firing in plan.firings]
     async with transaction() as session:
         await activations.record_trigger(
             session,

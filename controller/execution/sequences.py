@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from controller.clock import now_ms
-from controller.domain import Namespace
 from controller.errors import NotAuthorized, NotFound
 from controller.names import EntityPath
-from controller.services import activations, resolver
+from controller.services import activations
 from controller.services.activations import Activation
 from controller.services.resolver import Target
 from invoker.protocol import Outcome
 
 if TYPE_CHECKING:
-    from controller.execution.service import Completed, Executor, InvokeRequest, Pending
+    from controller.execution.entry import EntryPoint
+    from controller.execution.service import Completed, InvokeRequest, Pending
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,23 @@ def _failure(status: Outcome, message: str) -> dict[str, Any]:
 
 
 class SequenceRunner:
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
+    """Runs sequences for the entry point, each component invoked back through it."""
+
+    def __init__(self, entry: EntryPoint) -> None:
+        self.entry = entry
         self._running: set[asyncio.Task[Activation]] = set()
 
     async def invoke(self, req: InvokeRequest) -> Completed | Pending:
+        """Start the sequence `req.action` (Stale when `req.revision` is, before anything
+        ran; counted against the per-minute rate unless it is itself a component)."""
         from controller.execution.service import Completed, Pending
 
+        executor = self.entry.executor
+        await executor.check_revision(req.revision)
+        if req.cause is None:
+            await executor.throttle.check_rate(
+                req.namespace.name, executor.limits.invocations_per_minute, now_ms()
+            )
         activation_id = uuid.uuid4().hex
         task = asyncio.create_task(self._run(req, activation_id))
         self._running.add(task)
@@ -55,12 +64,33 @@ class SequenceRunner:
         except TimeoutError:
             return Pending(activation_id)
 
-    async def _resolve(self, component: str, caller: Namespace) -> Target:
-        """The component as the namespace invoking the sequence may invoke it now: a
+    async def _step(
+        self, req: InvokeRequest, component: str, params: Any, activation_id: str
+    ) -> tuple[Target, Completed | Pending]:
+        """One component, as the namespace invoking the sequence may invoke it now: a
         sequence never lends its owner's rights to its caller."""
+        from controller.execution.entry import Call, Resolved
+
+        caller = req.namespace
         path = EntityPath.parse(component, caller.name)
-        async with self.executor.transaction() as session:
-            return await resolver.resolve(session, caller, path.namespace, path.action_name)
+        first = await self.entry.target(caller, path.namespace, path.action_name)
+
+        async def resolve(fresh: bool) -> Resolved:
+            target, revision = (
+                await self.entry.target(caller, path.namespace, path.action_name, fresh=True)
+                if fresh
+                else first
+            )
+            return Resolved(caller, target, revision)
+
+        call = Call(
+            params=params if isinstance(params, dict) else {},
+            blocking=True,
+            wait_ms=first[0].action.limits.timeout + COMPONENT_WAIT_MS,
+            transaction_id=req.transaction_id,
+            cause=activation_id,
+        )
+        return first[0], await self.entry.invoke(resolve, call)
 
     async def _run(self, req: InvokeRequest, activation_id: str) -> Activation:
         from controller.execution.service import Pending
@@ -74,25 +104,13 @@ class SequenceRunner:
         response: dict[str, Any] | None = None
         for component in sequence.exec.components:
             try:
-                target = await self._resolve(component, req.namespace)
+                target, outcome = await self._step(req, component, params, activation_id)
             except NotFound:
                 response = _failure(Outcome.APPLICATION_ERROR, COMPONENT_MISSING)
                 break
             except NotAuthorized as exc:
                 response = _failure(Outcome.APPLICATION_ERROR, exc.message)
                 break
-            memory = max(memory, target.action.limits.memory)
-            step = replace(
-                req,
-                action=target.action,
-                params=params if isinstance(params, dict) else {},
-                layers=target.layers,
-                binding=target.binding,
-                blocking=True,
-                wait_ms=target.action.limits.timeout + COMPONENT_WAIT_MS,
-                cause=activation_id,
-            )
-            outcome = await self.executor.invoke(step)
             if isinstance(outcome, Pending):
                 message = (
                     f"Timeout reached when retrieving activation {outcome.activation_id} "
@@ -101,6 +119,7 @@ class SequenceRunner:
                 ids.append(outcome.activation_id)
                 response = _failure(Outcome.INTERNAL_ERROR, message)
                 break
+            memory = max(memory, target.action.limits.memory)
             done = outcome.activation
             ids.append(done.activation_id)
             duration += done.duration
@@ -138,6 +157,6 @@ class SequenceRunner:
             ],
             cause=req.cause,
         )
-        async with self.executor.transaction() as session:
+        async with self.entry.executor.transaction() as session:
             await activations.store(session, record, sequence.path)
         return record

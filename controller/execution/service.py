@@ -19,16 +19,15 @@ from redis.asyncio import Redis
 from controller.clock import now_ms
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import InvalidInput
-from controller.execution.dispatch import Dispatcher
+from controller.execution.dispatch import Admission, Dispatcher, Stale
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, publish_reply
-from controller.execution.sequences import SequenceRunner
 from controller.execution.tasks import cancel_all
-from controller.execution.throttle import Throttle
+from controller.execution.throttle import IN_FLIGHT_SLACK_MS, Throttle
 from controller.execution.waiters import Waiters
 from controller.limits import SystemLimits
 from controller.params import merge
-from controller.runtimes import BLACKBOX_KIND, SEQUENCE_KIND, Manifest
+from controller.runtimes import BLACKBOX_KIND, Manifest
 from controller.services import activations
 from controller.services.activations import Activation
 from invoker.protocol import ActionLimitsMsg, ActionRef, Invocation, Keys, Result
@@ -53,6 +52,7 @@ class InvokeRequest:
     transaction_id: str = ""
     cause: str | None = None
     binding: str | None = None  # `namespace/binding` when invoked through a binding
+    revision: int | None = None  # the entity revision `action` was resolved at, if cached
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,6 @@ class Executor:
             redis, keys, self.id, transaction, self._notify, early_notify=self._resolve_local
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self.sequences = SequenceRunner(self)
 
     async def start(self) -> None:
         manifest = {
@@ -187,37 +186,39 @@ class Executor:
 
     async def invoke(self, req: InvokeRequest) -> Completed | Pending:
         """Accept an invocation. Non-blocking: Pending at once. Blocking: Completed, or
-        Pending if it is still running after `wait_ms` (it completes in the background)."""
-        if req.cause is None:  # components of a sequence count as the sequence
-            await self.throttle.check_rate(
-                req.namespace.name, self.limits.invocations_per_minute, now_ms()
-            )
-        if req.action.exec.kind == SEQUENCE_KIND:
-            return await self.sequences.invoke(req)
+        Pending if it is still running after `wait_ms` (it completes in the background).
+        Stale when `req.revision` is no longer the entities' revision. Sequences are run by
+        the entry point, not here."""
         activation_id = uuid.uuid4().hex
         invocation = self.build(req, activation_id)
-        await self.throttle.admit(
-            req.namespace.name, activation_id, self.limits.concurrent_invocations,
-            invocation.accepted_at, req.action.limits.timeout,
-        )  # fmt: skip
         future = self.waiters.register(activation_id) if req.blocking else None
         try:
-            try:
-                await self._enqueue(req, invocation)
-            except BaseException:  # not accepted after all: free its in-flight slot
-                await self.throttle.release(req.namespace.name, activation_id)
-                raise
+            if req.action.code_digest:
+                digest = req.action.code_digest
+                await self.dispatcher.ensure_code(digest, lambda: self.load_code(digest))
+            accepted = invocation.accepted_at
+            admission = Admission(
+                req.namespace.name,
+                revision=req.revision,
+                rate_allowed=self.limits.invocations_per_minute if req.cause is None else 0,
+                inflight_allowed=self.limits.concurrent_invocations,
+                now_ms=accepted,
+                inflight_expiry_ms=accepted + req.action.limits.timeout + IN_FLIGHT_SLACK_MS,
+            )
+            await self.dispatcher.enqueue(invocation, admission)
             if future is None:
                 return Pending(activation_id)
             return await self._wait(activation_id, future, req.wait_ms)
         finally:
             self.waiters.discard(activation_id)
 
-    async def _enqueue(self, req: InvokeRequest, invocation: Invocation) -> None:
-        if req.action.code_digest:
-            digest = req.action.code_digest
-            await self.dispatcher.ensure_code(digest, lambda: self.load_code(digest))
-        await self.dispatcher.enqueue(invocation)
+    async def check_revision(self, revision: int | None) -> None:
+        """Stale unless `revision` (if any) is still the entities' revision."""
+        if revision is None:
+            return
+        current = int(await self.redis.get(self.keys.entities_revision) or 0)
+        if current != revision:
+            raise Stale(current)
 
     async def _wait(
         self, activation_id: str, future: asyncio.Future[Result | None], wait_ms: int

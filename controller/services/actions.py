@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +21,13 @@ from controller.actionspec import (
     with_server_annotations,
 )
 from controller.clock import now_ms
-from controller.db.models import ActionRow, NamespaceRow, PackageRow
+from controller.db.models import ActionRow, PackageRow
 from controller.domain import Action, ActionLimits, Exec, KeyValue, Namespace
-from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
+from controller.errors import Conflict, InvalidInput, NotFound
 from controller.limits import SystemLimits
 from controller.names import ActionName, EntityPath
 from controller.runtimes import SEQUENCE_KIND, Manifest
-from controller.services import codestore
+from controller.services import codestore, resolver
 
 
 @dataclass(frozen=True)
@@ -276,36 +276,13 @@ def _resolved_components(namespace: Namespace, components: tuple[str, ...]) -> l
     return [str(EntityPath.parse(c, namespace.name)) for c in components]
 
 
-async def _lookup_component(
-    session: AsyncSession, caller: Namespace, path: EntityPath
-) -> ActionRow:
-    """Find a sequence component the caller may read: its own, or in a public package."""
-    query = (
-        select(ActionRow)
-        .join(NamespaceRow, NamespaceRow.id == ActionRow.namespace_id)
-        .where(
-            NamespaceRow.name == path.namespace,
-            ActionRow.package == path.package,
-            ActionRow.name == path.name,
-        )
-    )
-    if path.namespace != caller.name:
-        if not path.package:
-            raise NotAuthorized(messages.not_authorized(str(path).lstrip("/")))
-        query = query.join(
-            PackageRow,
-            and_(
-                PackageRow.namespace_id == ActionRow.namespace_id,
-                PackageRow.name == ActionRow.package,
-                PackageRow.publish.is_(True),
-            ),
-        )
-    row = await session.scalar(query)
-    if row is None:
-        if path.namespace != caller.name:
-            raise NotAuthorized(messages.not_authorized(str(path).lstrip("/")))
-        raise InvalidInput(f"exec.components: {messages.SEQUENCE_COMPONENT_MISSING}")
-    return row
+async def _lookup_component(session: AsyncSession, caller: Namespace, path: EntityPath) -> Action:
+    """A sequence component the caller may invoke (controller.services.resolver)."""
+    try:
+        target = await resolver.resolve(session, caller, path.namespace, path.action_name)
+    except NotFound:
+        raise InvalidInput(f"exec.components: {messages.SEQUENCE_COMPONENT_MISSING}") from None
+    return target.action
 
 
 async def check_sequence(
@@ -328,10 +305,10 @@ async def check_sequence(
         if visited > 4 * limits.sequence_max_length:
             # Only a cycle among existing sequences gets here; refuse rather than loop.
             raise InvalidInput(f"exec.components: {messages.SEQUENCE_TOO_LONG}")
-        row = await _lookup_component(session, namespace, path)
-        if row.kind == SEQUENCE_KIND:
-            owner = path.namespace
-            pending.extend(EntityPath.parse(c, owner) for c in row.components or [])
+        component = await _lookup_component(session, namespace, path)
+        if component.exec.kind == SEQUENCE_KIND:
+            owner = component.namespace
+            pending.extend(EntityPath.parse(c, owner) for c in component.exec.components)
         else:
             atomic += 1
         if atomic > limits.sequence_max_length:

@@ -12,6 +12,7 @@ from controller import messages
 from controller.api.errors import request_id
 from controller.api.openwhisk.common import (
     authenticate,
+    cached_caller,
     json_body,
     namespace_of,
     page,
@@ -27,7 +28,8 @@ from controller.api.openwhisk.entities import (
 from controller.api.state import app_state
 from controller.domain import Namespace
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
-from controller.execution.service import InvokeRequest, Pending
+from controller.execution.entry import Call, Resolved
+from controller.execution.service import Pending
 from controller.names import ActionName
 from controller.services import actions, namespaces, packages, resolver
 
@@ -148,27 +150,22 @@ def _wait_ms(request: Request, default: int) -> int:
 async def invoke_action(request: Request) -> Response:
     state = app_state(request)
     limits = state.settings.limits
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
-        namespace = namespace_of(request, caller)
-        name = ActionName.parse(request.path_params["name"])
-        params = await json_body(request, limits.payload_max_bytes)  # 413 before the lookup
-        target = await resolver.resolve(session, caller, namespace, name)
-        blocking = query_bool(request, "blocking", False)
-        result_only = query_bool(request, "result", False)
-        wait_ms = _wait_ms(request, limits.blocking_wait_ms)
-    outcome = await state.require_executor().invoke(
-        InvokeRequest(
-            namespace=caller,
-            action=target.action,
-            params=params,
-            layers=target.layers,
-            blocking=blocking,
-            wait_ms=wait_ms,
-            transaction_id=request_id(request),
-            binding=target.binding,
-        )
-    )
+    entry = state.require_entry()
+    caller, _ = await cached_caller(request, entry)
+    namespace = namespace_of(request, caller)
+    name = ActionName.parse(request.path_params["name"])
+    params = await json_body(request, limits.payload_max_bytes)  # 413 before the lookup
+    blocking = query_bool(request, "blocking", False)
+    result_only = query_bool(request, "result", False)
+    wait_ms = _wait_ms(request, limits.blocking_wait_ms)
+
+    async def resolve(fresh: bool) -> Resolved:
+        caller, known = await cached_caller(request, entry, fresh=fresh)
+        target, revision = await entry.target(caller, namespace, name, fresh=fresh)
+        return Resolved(caller, target, min(known, revision))
+
+    call = Call(params, blocking, wait_ms, request_id(request))
+    outcome = await entry.invoke(resolve, call)
     if isinstance(outcome, Pending):
         headers = {ACTIVATION_HEADER: outcome.activation_id}
         return JSONResponse({"activationId": outcome.activation_id}, 202, headers=headers)

@@ -15,6 +15,7 @@ from controller.api.http import read_json
 from controller.api.state import app_state
 from controller.domain import Namespace
 from controller.errors import InvalidInput, NotAuthenticated, NotAuthorized
+from controller.execution.entry import EntryPoint
 from controller.names import MAX_NAME_LENGTH, check_segment, is_valid_name
 from controller.services import credentials, namespaces
 
@@ -48,6 +49,20 @@ async def authenticate(request: Request, session: AsyncSession) -> Namespace:
     if request.url.path.startswith("/runtime/"):
         return await _bearer_caller(request, session)
     return await _basic_caller(request, session)
+
+
+async def cached_caller(
+    request: Request, entry: EntryPoint, *, fresh: bool = False
+) -> tuple[Namespace, int]:
+    """`authenticate` for the invocation path, through the controller's cache, with the
+    entity revision it holds at."""
+    key = (
+        "caller",
+        request.url.path.startswith("/runtime/"),
+        request.headers.get("authorization", ""),
+        str(request.path_params.get("namespace", "_")),
+    )
+    return await entry.lookup(key, lambda session: authenticate(request, session), fresh=fresh)
 
 
 async def _basic_caller(request: Request, session: AsyncSession) -> Namespace:

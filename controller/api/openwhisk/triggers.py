@@ -137,13 +137,13 @@ async def fire_trigger(request: Request) -> Response:
         plan = await triggers.plan_fire(session, caller, name)
     if not plan.firings:
         return Response(status_code=204)
-    executor = state.require_executor()
+    entry = state.require_entry()
     limits = state.settings.limits
-    await executor.throttle.check_rate(caller.name, limits.fires_per_minute, now_ms(), "fire")
+    await entry.executor.throttle.check_rate(caller.name, limits.fires_per_minute, now_ms(), "fire")
     headers = {key.lower(): value for key, value in request.headers.items()}
     headers.pop("authorization", None)  # credentials stay with the platform
     activation_id = await fire(
-        plan, payload, executor, state.transaction, request_id(request), headers
+        plan, payload, entry, state.transaction, request_id(request), headers
     )
     headers = {ACTIVATION_HEADER: activation_id}
     return JSONResponse({"activationId": activation_id}, 202, headers=headers)

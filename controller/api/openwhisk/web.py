@@ -4,6 +4,8 @@ without credentials as their owner, answering with whatever HTTP the result desc
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,7 +31,8 @@ from controller.api.openwhisk.webcodec import (
 from controller.api.state import AppState, app_state
 from controller.domain import Namespace
 from controller.errors import HomerunError, NotAuthenticated, NotAuthorized, NotFound
-from controller.execution.service import InvokeRequest, Pending
+from controller.execution.entry import Call, Resolved
+from controller.execution.service import Pending
 from controller.names import ActionName
 from controller.services import namespaces, resolver
 from controller.services.resolver import Target
@@ -98,11 +101,12 @@ def _render(web: WebResponse) -> Response:
 async def _invoke(
     request: Request,
     state: AppState,
-    found: WebAction,
+    find: Callable[[bool], Awaitable[tuple[WebAction, int]]],
     target: WebTarget,
     body: bytes,
     user: str | None,
 ) -> Response:
+    found, _ = await find(False)
     if request.method != "OPTIONS" and not found.annotations.allows(
         authenticated=user is not None, secret=request.headers.get("x-require-whisk-auth")
     ):
@@ -110,18 +114,13 @@ async def _invoke(
     args = action_arguments(
         _web_request(request, target, body), raw=found.annotations.raw, user=user
     )
-    outcome = await state.require_executor().invoke(
-        InvokeRequest(
-            namespace=found.caller,
-            action=found.target.action,
-            params=args,
-            layers=found.target.layers,
-            binding=found.target.binding,
-            blocking=True,
-            wait_ms=state.settings.limits.blocking_wait_ms,
-            transaction_id=request_id(request),
-        )
-    )
+
+    async def resolve(fresh: bool) -> Resolved:
+        web, revision = await find(fresh)
+        return Resolved(web.caller, web.target, revision)
+
+    call = Call(args, True, state.settings.limits.blocking_wait_ms, request_id(request))
+    outcome = await state.require_entry().invoke(resolve, call)
     response: Response
     if isinstance(outcome, Pending):
         response = error_response(request, 202, messages.WEB_RESPONSE_NOT_READY)
@@ -142,16 +141,23 @@ async def web_action(request: Request) -> Response:
     params = request.path_params
     target = parse_target(params["namespace"], params["package"], params["action_and_rest"])
     body = await read_body(request, state.settings.limits.payload_max_bytes)
-    async with state.transaction() as session:
-        found = await find_web_action(session, target)
-        user = await _web_user(request, session)
+    entry = state.require_entry()
+    address = ("web", target.namespace, target.package, target.name)
+
+    async def find(fresh: bool) -> tuple[WebAction, int]:
+        load = functools.partial(find_web_action, target=target)
+        return await entry.lookup(address, load, fresh=fresh)
+
+    found, _ = await find(False)
+    credentials = ("web-user", request.headers.get("authorization", ""))
+    user, _ = await entry.lookup(credentials, lambda session: _web_user(request, session))
     custom_options = found.annotations.custom_options
     response: Response
     try:
         if request.method == "OPTIONS" and not custom_options:
             response = Response(status_code=200)
         else:
-            response = await _invoke(request, state, found, target, body, user)
+            response = await _invoke(request, state, find, target, body, user)
     except HomerunError as exc:
         response = await homerun_error(request, exc)
     if response.status_code == 401:

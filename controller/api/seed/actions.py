@@ -18,10 +18,12 @@ from controller.api.seed.dto import (
     action_spec,
 )
 from controller.api.state import app_state
+from controller.domain import Namespace
 from controller.errors import InvalidInput, NotFound
-from controller.execution.service import InvokeRequest, Pending
+from controller.execution.entry import Call, Resolved
+from controller.execution.service import Pending
 from controller.names import ActionName
-from controller.services import actions, resolver
+from controller.services import actions
 
 COLLECTION = "/runtime/namespaces/{orgId}/{intId}/actions"
 ENTITY = COLLECTION + "/{name:path}"
@@ -65,34 +67,41 @@ async def execute_action(request: Request) -> Response:
     `?blocking=false`; 200 on success, 502 for application or developer errors, 500 for
     internal ones, 202 with the activation id when not (yet) finished."""
     state = app_state(request)
-    async with state.transaction() as session:
-        namespace = await org_namespace(request, session)
-        blocking = query_bool(request, "blocking", True)
-        name = ActionName.parse(request.path_params["name"])
+    entry = state.require_entry()
+    key = (
+        "seed",
+        request.headers.get("authorization", ""),
+        request.headers.get("x-api-key", ""),
+        request.path_params["orgId"],
+        request.path_params["intId"],
+    )
+
+    async def caller(fresh: bool) -> tuple[Namespace, int]:
+        return await entry.lookup(key, lambda session: org_namespace(request, session), fresh=fresh)
+
+    await caller(False)  # credentials first
+    blocking = query_bool(request, "blocking", True)
+    name = ActionName.parse(request.path_params["name"])
+
+    async def resolve(fresh: bool) -> Resolved:
+        namespace, known = await caller(fresh)
         try:
-            target = await resolver.resolve(session, namespace, namespace.name, name)
+            target, revision = await entry.target(namespace, namespace.name, name, fresh=fresh)
         except NotFound:  # in the seed API's words, as for the other action endpoints
             raise NotFound(messages.action_not_found(namespace.name, str(name))) from None
-    executor = state.require_executor()
+        return Resolved(namespace, target, min(known, revision))
+
+    resolved = await resolve(False)  # 401, 403 and 404 before the body is read
     body = await read_json(request, state.settings.limits.payload_max_bytes, empty={})
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object of parameters.")
-    outcome = await executor.invoke(
-        InvokeRequest(
-            namespace=namespace,
-            action=target.action,
-            params=body,
-            layers=target.layers,
-            blocking=blocking,
-            wait_ms=state.settings.limits.blocking_wait_ms,
-            transaction_id=request_id(request),
-        )
-    )
+    call = Call(body, blocking, state.settings.limits.blocking_wait_ms, request_id(request))
+    outcome = await entry.invoke(resolve, call)
     if isinstance(outcome, Pending):
         return json_response({"activationId": outcome.activation_id}, status=202)
     activation = outcome.activation
     status = {0: 200, 1: 502, 2: 502}.get(activation.status_code, 500)
-    return json_response(action_result_dto(target.action, activation), status=status)
+    return json_response(action_result_dto(resolved.target.action, activation), status=status)
 
 
 async def update_action(request: Request) -> Response:

@@ -22,7 +22,7 @@ from controller.errors import NotFound
 from controller.services import credentials, namespaces
 from controller.settings import Settings
 from controller.setup import in_transaction
-from tests.conftest import Engine
+from tests.conftest import Engine, activation_of
 
 Headers = dict[str, str]
 Issue = Callable[..., Awaitable[Headers]]
@@ -544,4 +544,5 @@ async def test_execute_is_authenticated_and_scoped(
     ran = await execute(own)
     assert ran.status_code == 200, ran.text
     assert ran.json()["response"]["result"] == {"ran": True}
+    await activation_of(settings, ran.json()["activationId"])  # recorded right after the answer
     assert await activation_count(settings) == 1
