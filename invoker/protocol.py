@@ -73,7 +73,9 @@ class Keys:
         return f"{self.prefix}:code:{digest}"
 
     def replies(self, controller_id: str) -> str:
-        """Pub/sub channel announcing recorded activations to the controller that waits."""
+        """Pub/sub channel to the controller a blocking caller waits in: the invoker
+        publishes the `Result` as soon as it is known (without logs), and a controller that
+        recorded it a `Reply`."""
         return f"{self.prefix}:replies:{controller_id}"
 
     @property

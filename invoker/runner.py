@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from invoker import messages
@@ -60,6 +61,10 @@ def warm_key(inv: Invocation) -> WarmKey:
     return WarmKey(inv.namespace, a.path, a.version, a.code_digest, a.kind, a.limits.memory)
 
 
+# Receives an activation's result as soon as it is known, before its logs.
+Answer = Callable[[Result], Awaitable[None]]
+
+
 class _Undelivered(Exception):
     """The container refused the connection: the request never reached the action."""
 
@@ -78,10 +83,12 @@ class Runner:
         self.invoker_id = invoker_id
         self.log_wait_s = log_wait_s
 
-    async def execute(self, inv: Invocation) -> Result:
+    async def execute(self, inv: Invocation, answer: Answer | None = None) -> Result:
+        """Run `inv`; `answer`, if given, gets the result as soon as it is known, before the
+        logs are collected (the blocking caller's answer)."""
         started = now_ms()
         try:
-            return await self._execute(inv)
+            return await self._execute(inv, answer)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -97,7 +104,7 @@ class Runner:
             start=start, end=now_ms(), invoker=self.invoker_id,
         )  # fmt: skip
 
-    async def _execute(self, inv: Invocation) -> Result:
+    async def _execute(self, inv: Invocation, answer: Answer | None) -> Result:
         action = inv.action
         spec = ContainerSpec(
             action.kind, action.image, action.limits.memory, name=action.name,
@@ -123,7 +130,7 @@ class Runner:
                     inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms()
                 )
             try:
-                return await self._in_container(inv, slot, warm, code, retry=reuse)
+                return await self._in_container(inv, slot, warm, code, answer, retry=reuse)
             except _Undelivered:
                 # A reused container died before it could take the request: the action never
                 # saw it, so run it once more, in a new container.
@@ -138,7 +145,14 @@ class Runner:
                 raise
 
     async def _in_container(
-        self, inv: Invocation, slot: Slot, warm: bool, code: str | None, *, retry: bool
+        self,
+        inv: Invocation,
+        slot: Slot,
+        warm: bool,
+        code: str | None,
+        answer: Answer | None,
+        *,
+        retry: bool,
     ) -> Result:
         """Init (unless warm) and run; raises `_Undelivered` when `retry` is allowed and the
         container refused the first request."""
@@ -163,27 +177,24 @@ class Runner:
             oom = exchange.status is None and await container.was_oom_killed()
             failed = classify_init(exchange, timeout_ms, oom=oom)
             if failed is not None:
-                return await self._finish(inv, slot, failed, start, init_time)
+                return await self._finish(inv, slot, failed, start, init_time, answer)
         exchange = await container.run(run_payload(inv, deadline), timeout_ms / 1000)
         if retry and warm and not exchange.delivered:
             raise _Undelivered
         oom = exchange.status is None and await container.was_oom_killed()
         classified = classify_run(exchange, timeout_ms, inv.result_limit, oom=oom)
-        return await self._finish(inv, slot, classified, start, init_time)
+        return await self._finish(inv, slot, classified, start, init_time, answer)
 
     async def _finish(
-        self, inv: Invocation, slot: Slot, c: Classified, start: int, init_time: int | None
+        self,
+        inv: Invocation,
+        slot: Slot,
+        c: Classified,
+        start: int,
+        init_time: int | None,
+        answer: Answer | None,
     ) -> Result:
-        keep = c.outcome.keeps_container
-        logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
-        if c.outcome is Outcome.DEVELOPER_ERROR:
-            logs.lines.append(format_line(timestamp(), "stderr", DEVELOPER_ERROR_LINE))
-        end = now_ms()
-        if keep and logs.complete:
-            await self.pool.release(slot)
-        else:
-            await self.pool.discard(slot)
-        return Result(
+        result = Result(
             activation_id=inv.activation_id,
             namespace=inv.namespace,
             subject=inv.subject,
@@ -195,12 +206,28 @@ class Runner:
             reason=c.reason,
             result=c.result,
             start=start,
-            end=end,
+            end=now_ms(),
             wait_time=max(0, start - inv.accepted_at),
             init_time=init_time,
-            logs=logs.lines,
             invoker=self.invoker_id,
         )
+        if answer is not None:
+            await self._answer(answer, result)
+        keep = c.outcome.keeps_container
+        logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
+        if c.outcome is Outcome.DEVELOPER_ERROR:
+            logs.lines.append(format_line(timestamp(), "stderr", DEVELOPER_ERROR_LINE))
+        if keep and logs.complete:
+            await self.pool.release(slot)
+        else:
+            await self.pool.discard(slot)
+        return result.model_copy(update={"logs": logs.lines})
+
+    async def _answer(self, answer: Answer, result: Result) -> None:
+        try:
+            await answer(result)
+        except Exception as exc:  # the record still reaches the caller, a little later
+            log.warning("activation %s: could not answer early: %s", result.activation_id, exc)
 
     async def _logs(self, container: Container, limit: int, *, wait: bool) -> LogCollection:
         collection = await container.collect_logs(limit, self.log_wait_s if wait else 0.2)

@@ -201,6 +201,12 @@ class Worker:
 
     # One invocation.
 
+    async def _answer(self, result: Result) -> None:
+        """The blocking caller's answer, straight to the controller that waits (its record
+        follows through the results stream)."""
+        assert result.reply_to is not None
+        await self.redis.publish(self.keys.replies(result.reply_to), result.encode())
+
     async def _handle(self, entry_id: str, raw: bytes) -> None:
         try:
             inv = Invocation.decode(raw)
@@ -217,7 +223,7 @@ class Worker:
             await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
             return
         try:
-            result = await self.runner.execute(inv)
+            result = await self.runner.execute(inv, self._answer if inv.reply_to else None)
         except asyncio.CancelledError:
             result = Result.failure(
                 inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,

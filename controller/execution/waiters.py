@@ -36,8 +36,21 @@ class Waiters:
     def __len__(self) -> int:
         return len(self._futures)
 
+    def _dispatch(self, data: bytes) -> None:
+        """A `Result` from an invoker (the answer itself), or a `Reply` from a controller
+        that recorded the activation (read the record)."""
+        try:
+            result = Result.decode(data)
+        except ValueError:
+            try:
+                self.resolve(Reply.model_validate_json(data).activation_id, None)
+            except ValueError:
+                log.warning("dropped an undecodable reply")
+            return
+        self.resolve(result.activation_id, result)
+
     async def listen(self, redis: Redis, keys: Keys, controller_id: str) -> None:
-        """Resolve waiters from `Reply` messages that other controllers publish for us."""
+        """Resolve waiters from what invokers and other controllers publish for us."""
         while True:
             check_cancelled()
             pubsub = redis.pubsub()
@@ -46,11 +59,7 @@ class Waiters:
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
-                    try:
-                        reply = Reply.model_validate_json(message["data"])
-                    except ValueError:
-                        continue
-                    self.resolve(reply.activation_id, None)
+                    self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
