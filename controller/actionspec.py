@@ -96,9 +96,14 @@ def check_unique_keys(field: str, pairs: Iterable[KeyValue]) -> None:
 
 
 def resolve_limits(
-    requested: LimitsSpec | None, current: ActionLimits | None, system: SystemLimits
+    requested: LimitsSpec | None,
+    current: ActionLimits | None,
+    system: SystemLimits,
+    *,
+    concurrent: bool = True,
 ) -> ActionLimits:
-    """Validate requested limits and fill the rest from `current` or the defaults."""
+    """Validate requested limits and fill the rest from `current` or the defaults. A kind
+    that is not `concurrent` runs one activation per container: its concurrency is 1."""
     req = requested or LimitsSpec()
     base = current or ActionLimits(
         timeout=system.timeout_default,
@@ -106,6 +111,12 @@ def resolve_limits(
         logs=system.logs_default,
         concurrency=system.concurrency_default,
     )
+    if not concurrent:
+        base = replace(base, concurrency=1)
+        if req.concurrency is not None and req.concurrency > 1:
+            raise InvalidInput(
+                f"limits.concurrency: {messages.concurrency_above(req.concurrency, 1)}"
+            )
     checks = (
         ("timeout", req.timeout, system.timeout_min, system.timeout_max,
          messages.duration_below, messages.duration_above),
@@ -124,12 +135,11 @@ def resolve_limits(
     if req.concurrency is not None and not (
         system.concurrency_min <= req.concurrency <= system.concurrency_max
     ):
-        bound = "below" if req.concurrency < system.concurrency_min else "exceeds"
-        threshold = min(max(req.concurrency, system.concurrency_min), system.concurrency_max)
-        raise InvalidInput(
-            f"limits.concurrency: concurrency {req.concurrency} {bound} allowed threshold "
-            f"of {threshold}"
-        )
+        if req.concurrency < system.concurrency_min:
+            message = messages.concurrency_below(req.concurrency, system.concurrency_min)
+        else:
+            message = messages.concurrency_above(req.concurrency, system.concurrency_max)
+        raise InvalidInput(f"limits.concurrency: {message}")
     return ActionLimits(
         timeout=req.timeout if req.timeout is not None else base.timeout,
         memory=req.memory if req.memory is not None else base.memory,

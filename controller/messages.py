@@ -119,6 +119,14 @@ def memory_above(value: int, high: int) -> str:
     return f"memory size {value} MB exceeds allowed threshold of {high} MB"
 
 
+def concurrency_below(value: int, low: int) -> str:
+    return f"concurrency {value} below allowed threshold of {low}"
+
+
+def concurrency_above(value: int, high: int) -> str:
+    return f"concurrency {value} exceeds allowed threshold of {high}"
+
+
 def logs_below(value: int, low: int) -> str:
     return f"log size {value} MB below allowed threshold of {low} MB"
 

@@ -37,6 +37,8 @@ class Runtime(BaseModel):
     default: bool = False
     deprecated: bool = False
     stem_cells: tuple[StemCell, ...] = Field(default=(), alias="stemCells")
+    # Its proxy runs several activations at once in one container (limits.concurrency > 1).
+    concurrent: bool = False
 
 
 class _ManifestFile(BaseModel):
@@ -70,6 +72,14 @@ class Manifest:
 
     def get(self, kind: str) -> Runtime | None:
         return self._by_kind.get(kind)
+
+    def runs_concurrently(self, kind: str) -> bool:
+        """Whether `kind` may have limits.concurrency above 1 (a blackbox image may: it is
+        told through `__OW_ALLOW_CONCURRENT`, as OpenWhisk's images are)."""
+        if kind == BLACKBOX_KIND:
+            return True
+        runtime = self.get(kind)
+        return runtime is not None and runtime.concurrent
 
     def resolve(self, kind: str) -> str:
         """Map a requested kind to a concrete one (`nodejs:default` -> `nodejs:18`).

@@ -96,12 +96,17 @@ class LogBuffer:
         seen: set[str] = set()
         deadline = time.monotonic() + wait_s
         while len(seen) < len(STREAMS):
-            remaining = deadline - time.monotonic()
-            try:
-                line = await asyncio.wait_for(self._queue.get(), max(remaining, 0.0))
-            except TimeoutError:
-                collection.complete = False
-                break
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining <= 0:
+                        raise TimeoutError
+                    line = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    collection.complete = False
+                    break
+            else:
+                line = self._queue.get_nowait()
             if line.text == SENTINEL:
                 seen.add(line.stream)
             else:

@@ -42,19 +42,42 @@ class StemCellSpec:
 
 @dataclass(eq=False)
 class Slot:
-    """A live container and what the pool knows of it."""
+    """A container and what the pool knows of it. A warm container serves up to `capacity`
+    activations at once (the action's `limits.concurrency`); `active` are running in it."""
 
-    container: Container
     memory_mb: int
     key: WarmKey | None = None  # None while it is an uninitialised stem cell
+    capacity: int = 1
+    active: int = 0
     last_used: float = field(default_factory=time.monotonic)
     uses: int = 0
+    _container: Container | None = None  # None while it starts
+    initialized: bool = False  # /init succeeded: activations may run in it without one
+    gone: bool = False  # out of the pool: those waiting to share it must look elsewhere
+    dropped: bool = False  # destroyed, its memory given back
+    settled: asyncio.Event = field(
+        default_factory=asyncio.Event
+    )  # started and initialized, or gone
+
+    @property
+    def container(self) -> Container:
+        assert self._container is not None, "the container is still starting"
+        return self._container
+
+    @property
+    def dead(self) -> bool:
+        """Started, and died since (killed from outside, crashed)."""
+        return self._container is not None and not self._container.alive()
+
+    @property
+    def idle(self) -> bool:
+        return self.active == 0 and self.initialized
 
 
 @dataclass(frozen=True)
 class PoolStats:
-    idle: int
-    busy: int
+    idle: int  # warm containers running nothing
+    busy: int  # containers running at least one activation (or starting for one)
     stem_cells: int
     memory_used_mb: int
 
@@ -76,9 +99,8 @@ class ContainerPool:
         self.stem_cells = stem_cells
         self.stem_cell_env = stem_cell_env or {}
         self._clock = clock
-        self._idle: dict[WarmKey, list[Slot]] = {}
+        self._warm: dict[WarmKey, list[Slot]] = {}  # every container of a key, busy or not
         self._stems: dict[tuple[str, int], list[Slot]] = {}
-        self._busy: set[Slot] = set()
         self._used_mb = 0
         self._changed = asyncio.Condition()
         self._background: set[asyncio.Task[None]] = set()
@@ -87,30 +109,73 @@ class ContainerPool:
     # Acquiring and returning containers.
 
     async def acquire(
-        self, key: WarmKey, spec: ContainerSpec, *, reuse: bool = True
+        self, key: WarmKey, spec: ContainerSpec, *, capacity: int = 1, reuse: bool = True
     ) -> tuple[Slot, bool]:
-        """A container for `key`: (slot, True) if warm (already initialised), else a stem cell
-        or a new container, (slot, False), which the caller must /init. A container that died
-        (killed from outside) is never handed out: it is dropped and the next one tried.
-        `reuse=False` always starts a new container."""
-        if self._closed:
-            raise ProvisionError("the invoker is shutting down")
-        if reuse:
-            slot = self._take_live(self._idle, key)
-            if slot is not None:
-                return self._lend(slot), True
-            slot = self._take_live(self._stems, (key.kind, key.memory_mb))
-            if slot is not None:
-                slot.key = key
+        """A container for `key`: (slot, True) if it is initialised, else (slot, False): a stem
+        cell or a new container, which the caller must /init and then report `initialized`.
+
+        In order: a container of the key with room (up to `capacity` activations share one;
+        joining one that is still starting waits for it), a stem cell of the kind and memory,
+        a new container within the memory budget (evicting the least recently used idle ones
+        of other keys), else wait until one of these frees up. A container that died is
+        never handed out. `reuse=False` always starts a new container."""
+        if spec.memory_mb > self.memory_budget_mb:
+            raise ProvisionError(
+                f"{spec.memory_mb} MB exceeds this invoker's memory budget of "
+                f"{self.memory_budget_mb} MB"
+            )
+        while True:
+            if self._closed:
+                raise ProvisionError("the invoker is shutting down")
+            shared = self._room(key) if reuse else None
+            if shared is not None:
+                self._lend(shared)
+                if not shared.initialized:
+                    await shared.settled.wait()
+                if shared.initialized and not shared.gone:
+                    return shared, True
+                shared.active -= 1  # its start or /init failed: look again
+                continue
+            stem = self._take_live(self._stems, (key.kind, key.memory_mb)) if reuse else None
+            if stem is not None:
+                stem.key, stem.capacity = key, capacity
+                self._warm.setdefault(key, []).append(self._lend(stem))
                 self._replenish(key.kind, key.memory_mb)
-                return self._lend(slot), False
-        await self._reserve(spec.memory_mb)
+                return stem, False
+            if await self._reserve(spec.memory_mb):
+                return await self._start(key, spec, capacity), False
+
+    def _room(self, key: WarmKey) -> Slot | None:
+        """The key's container to share: live, with room, the busiest first (so that
+        activations pack into few containers), then the most recently used."""
+        best = None
+        for slot in list(self._warm.get(key, ())):
+            if slot.dead and slot.active == 0:
+                log.warning("container %s died while idle: replacing it", slot.container.id)
+                self._forget(slot)
+                self._spawn(self._remove(slot))
+            elif not slot.dead and not slot.gone and slot.active < slot.capacity:
+                rank = (slot.initialized, slot.active, slot.last_used)
+                if best is None or rank > (best.initialized, best.active, best.last_used):
+                    best = slot
+        return best
+
+    async def _start(self, key: WarmKey, spec: ContainerSpec, capacity: int) -> Slot:
+        """A new container for `key` (its memory reserved), shared once it is initialised."""
+        slot = Slot(spec.memory_mb, key, capacity)
+        self._warm.setdefault(key, []).append(self._lend(slot))
         try:
-            container = await self.sandbox.start(spec)
+            slot._container = await self.sandbox.start(spec)
         except BaseException:
+            self._forget(slot)
             await self._unreserve(spec.memory_mb)
             raise
-        return self._lend(Slot(container, spec.memory_mb, key)), False
+        return slot
+
+    def initialized(self, slot: Slot) -> None:
+        """The caller's /init of `slot` succeeded: others may share it now."""
+        slot.initialized = True
+        slot.settled.set()
 
     def _take_live(self, slots_of: dict[Any, list[Slot]], key: Any) -> Slot | None:
         """The most recently returned live container under `key`; dead ones are removed."""
@@ -118,7 +183,7 @@ class ContainerPool:
         found = None
         while slots and found is None:
             slot = slots.pop()
-            if slot.container.alive():
+            if not slot.dead:
                 found = slot
             else:
                 log.warning("container %s died while idle: replacing it", slot.container.id)
@@ -127,51 +192,74 @@ class ContainerPool:
             slots_of.pop(key, None)
         return found
 
+    def _forget(self, slot: Slot) -> None:
+        """Take `slot` out of the pool's books; those waiting to share it look elsewhere."""
+        slot.gone = True
+        slot.settled.set()
+        slots = self._warm.get(slot.key) if slot.key is not None else None
+        if slots is not None and slot in slots:
+            slots.remove(slot)
+            if not slots:
+                del self._warm[slot.key]  # type: ignore[arg-type]
+
     async def _remove(self, slot: Slot) -> None:
         """Destroy a container the pool no longer holds and give its memory back."""
+        slot.dropped = True
         await self._destroy_quietly(slot)
         await self._unreserve(slot.memory_mb)
 
     def _lend(self, slot: Slot) -> Slot:
         slot.uses += 1
-        self._busy.add(slot)
+        slot.active += 1
         return slot
 
     async def release(self, slot: Slot) -> None:
-        """Return a healthy container for reuse by the same key."""
-        self._busy.discard(slot)
-        if self._closed or slot.key is None:
-            await self.discard(slot)
-            return
+        """An activation is done with a healthy container: it stays warm for its key (a
+        healthy container has been initialised)."""
+        slot.active -= 1
         slot.last_used = self._clock()
-        self._idle.setdefault(slot.key, []).append(slot)
+        if not slot.initialized:
+            self.initialized(slot)
+        if self._closed and not slot.gone:
+            await self._drop(slot)
+            return
         async with self._changed:
             self._changed.notify_all()
 
     async def discard(self, slot: Slot) -> None:
-        """Destroy a container (after a developer or internal error, or on eviction)."""
-        self._busy.discard(slot)
+        """An activation is done with a container that must go (after a developer or internal
+        error): it is destroyed, and activations still running in it fail."""
+        slot.active -= 1
+        await self._drop(slot)
+
+    async def _drop(self, slot: Slot) -> None:
+        """Destroy a container and give its memory back, once however often asked."""
+        if slot.dropped:
+            return
+        slot.dropped = True
+        self._forget(slot)
         try:
-            await slot.container.destroy()
+            if slot._container is not None:
+                await slot._container.destroy()
         finally:
             await self._unreserve(slot.memory_mb)
 
     # Memory budget.
 
-    async def _reserve(self, memory_mb: int) -> None:
-        if memory_mb > self.memory_budget_mb:
-            raise ProvisionError(
-                f"{memory_mb} MB exceeds this invoker's memory budget of {self.memory_budget_mb} MB"
-            )
+    async def _reserve(self, memory_mb: int) -> bool:
+        """Reserve memory for a new container, evicting idle ones if need be: True; False
+        after waiting for a change (a container came back, memory was freed), so that the
+        caller looks for a container to share first."""
         async with self._changed:
             while self._used_mb + memory_mb > self.memory_budget_mb:
                 victim = self._take_eviction_victim()
                 if victim is None:
                     await self._changed.wait()
-                    continue
+                    return False
                 self._used_mb -= victim.memory_mb
                 self._spawn(self._destroy_quietly(victim))
             self._used_mb += memory_mb
+            return True
 
     async def _unreserve(self, memory_mb: int) -> None:
         async with self._changed:
@@ -180,12 +268,10 @@ class ContainerPool:
 
     def _take_eviction_victim(self) -> Slot | None:
         """The least recently used idle warm container; a stem cell only if none is idle."""
-        candidates = [(s.last_used, k, s) for k, slots in self._idle.items() for s in slots]
+        candidates = [s for slots in self._warm.values() for s in slots if s.idle]
         if candidates:
-            _, key, slot = min(candidates, key=lambda c: c[0])
-            self._idle[key].remove(slot)
-            if not self._idle[key]:
-                del self._idle[key]
+            slot = min(candidates, key=lambda s: s.last_used)
+            self._forget(slot)
             return slot
         for stem_key, slots in self._stems.items():
             if slots:
@@ -196,10 +282,12 @@ class ContainerPool:
         return None
 
     async def _destroy_quietly(self, slot: Slot) -> None:
+        if slot._container is None:
+            return
         try:
-            await slot.container.destroy()
+            await slot._container.destroy()
         except Exception as exc:
-            log.warning("could not destroy container %s: %s", slot.container.id, exc)
+            log.warning("could not destroy container %s: %s", slot._container.id, exc)
 
     # Stem cells and expiry.
 
@@ -230,13 +318,11 @@ class ContainerPool:
             log.warning("could not start a %s stem cell: %s", cell.kind, exc)
             await self._unreserve(cell.memory_mb)
             return
+        stem = Slot(cell.memory_mb, _container=container)
         if self._closed:
-            await self._destroy_quietly(Slot(container, cell.memory_mb))
-            await self._unreserve(cell.memory_mb)
+            await self._remove(stem)
             return
-        self._stems.setdefault((cell.kind, cell.memory_mb), []).append(
-            Slot(container, cell.memory_mb)
-        )
+        self._stems.setdefault((cell.kind, cell.memory_mb), []).append(stem)
         async with self._changed:
             self._changed.notify_all()
 
@@ -244,10 +330,13 @@ class ContainerPool:
         """Destroy warm containers idle for longer than the idle timeout, and replace idle
         containers and stem cells that died."""
         horizon = self._clock() - self.idle_timeout_s
-        warm = _take_where(self._idle, lambda s: s.last_used < horizon or not s.container.alive())
-        stems = _take_where(self._stems, lambda s: not s.container.alive())
+        warm = _take_where(
+            self._warm, lambda s: s.active == 0 and (s.dead or s.last_used < horizon)
+        )
+        stems = _take_where(self._stems, lambda s: s.dead)
         for _, slot in [*warm, *stems]:
-            if not slot.container.alive():
+            slot.gone = True
+            if slot.dead:
                 log.warning("container %s died while idle: replacing it", slot.container.id)
             await self._remove(slot)
         for (kind, memory_mb), _ in stems:
@@ -260,12 +349,17 @@ class ContainerPool:
         task.add_done_callback(self._background.discard)
 
     def stats(self) -> PoolStats:
+        warm = [slot for slots in self._warm.values() for slot in slots]
         return PoolStats(
-            idle=sum(len(s) for s in self._idle.values()),
-            busy=len(self._busy),
+            idle=sum(1 for slot in warm if slot.idle),
+            busy=sum(1 for slot in warm if slot.active > 0),
             stem_cells=sum(len(s) for s in self._stems.values()),
             memory_used_mb=self._used_mb,
         )
+
+    def containers(self, key: WarmKey) -> int:
+        """How many containers `key` has (busy, idle or starting)."""
+        return len(self._warm.get(key, ()))
 
     async def close(self) -> None:
         """Destroy every container, busy ones included."""
@@ -273,12 +367,13 @@ class ContainerPool:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        slots = [s for v in self._idle.values() for s in v]
+        slots = [s for v in self._warm.values() for s in v]
         slots += [s for v in self._stems.values() for s in v]
-        slots += list(self._busy)
-        self._idle.clear()
+        self._warm.clear()
         self._stems.clear()
-        self._busy.clear()
+        for slot in slots:
+            slot.gone = slot.dropped = True
+            slot.settled.set()
         await asyncio.gather(*(self._destroy_quietly(s) for s in slots))
         self._used_mb = 0
         with contextlib.suppress(Exception):

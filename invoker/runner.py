@@ -117,7 +117,9 @@ class Runner:
         reuse = True
         while True:
             try:
-                slot, warm = await self.pool.acquire(warm_key(inv), spec, reuse=reuse)
+                slot, warm = await self.pool.acquire(
+                    warm_key(inv), spec, capacity=action.limits.concurrency, reuse=reuse
+                )
             except ImageMissing:
                 return Result.failure(
                     inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED,
@@ -162,11 +164,14 @@ class Runner:
         deadline = start + timeout_ms
         init_time: int | None = None
         if not warm:
+            env = {**inv.init_env, **context_env(inv, deadline)}
+            if slot.capacity > 1:
+                env["__OW_ALLOW_CONCURRENT"] = "true"
             init = {
                 "name": inv.action.name,
                 "main": inv.action.main or "main",
                 "binary": inv.action.binary,
-                "env": {**inv.init_env, **context_env(inv, deadline)},
+                "env": env,
             }
             if code is not None:  # blackbox actions may come without code
                 init["code"] = code
@@ -178,6 +183,7 @@ class Runner:
             failed = classify_init(exchange, timeout_ms, oom=oom)
             if failed is not None:
                 return await self._finish(inv, slot, failed, start, init_time, answer)
+            self.pool.initialized(slot)
         exchange = await container.run(run_payload(inv, deadline), timeout_ms / 1000)
         if retry and warm and not exchange.delivered:
             raise _Undelivered
@@ -214,7 +220,13 @@ class Runner:
         if answer is not None:
             await self._answer(answer, result)
         keep = c.outcome.keeps_container
-        logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
+        if slot.capacity > 1:
+            # Activations sharing a container interleave their output: none can be told
+            # apart, so none is kept (as OpenWhisk does), and the record says why.
+            await slot.container.collect_logs(0, 0)
+            logs = LogCollection(lines=[format_line(timestamp(), "stderr", messages.LOGS_SHARED)])
+        else:
+            logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
         if c.outcome is Outcome.DEVELOPER_ERROR:
             logs.lines.append(format_line(timestamp(), "stderr", DEVELOPER_ERROR_LINE))
         if keep and logs.complete:

@@ -166,7 +166,8 @@ async def create_action(
         raise InvalidInput(messages.EXEC_UNDEFINED)
     _validate_common(spec, ctx)
     exec_ = resolve_exec(spec.exec, ctx.manifest, ctx.limits)
-    limits = resolve_limits(spec.limits, None, ctx.limits)
+    concurrent = ctx.manifest.runs_concurrently(exec_.kind)
+    limits = resolve_limits(spec.limits, None, ctx.limits, concurrent=concurrent)
     if await _row(session, namespace.id, name) is not None:
         raise Conflict(messages.action_exists(namespace.name, str(name)))
     if exec_.kind == SEQUENCE_KIND:
@@ -241,7 +242,8 @@ async def update_action(
     elif row.code_digest:
         code = await codestore.get(session, row.code_digest)
     current = ActionLimits(row.timeout, row.memory, row.logs, row.concurrency)
-    limits = resolve_limits(spec.limits, current, ctx.limits)
+    concurrent = ctx.manifest.runs_concurrently(row.kind)
+    limits = resolve_limits(spec.limits, current, ctx.limits, concurrent=concurrent)
     row.timeout, row.memory, row.logs = limits.timeout, limits.memory, limits.logs
     row.concurrency = limits.concurrency
     if spec.parameters is not None:

@@ -206,14 +206,30 @@ def test_resolve_limits_accepts_bounds(requested: LimitsSpec, resolved: ActionLi
         (LimitsSpec(logs=11), "limits.logs: log size 11 MB exceeds allowed threshold of 10 MB"),
         (LimitsSpec(concurrency=0), "limits.concurrency: concurrency 0 below allowed threshold "
          "of 1"),
-        (LimitsSpec(concurrency=5), "limits.concurrency: concurrency 5 exceeds allowed threshold "
-         "of 1"),
+        (LimitsSpec(concurrency=501), "limits.concurrency: concurrency 501 exceeds allowed "
+         "threshold of 500"),
     ],
 )  # fmt: skip
 def test_resolve_limits_rejects_out_of_range(requested: LimitsSpec, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         resolve_limits(requested, ActionLimits(60_000, 256, 10), SYSTEM)
     assert caught.value.message == message
+
+
+def test_a_kind_that_runs_one_activation_at_a_time_has_concurrency_1() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        resolve_limits(LimitsSpec(concurrency=5), None, SYSTEM, concurrent=False)
+    assert caught.value.message == (
+        "limits.concurrency: concurrency 5 exceeds allowed threshold of 1"
+    )
+    adobe = SystemLimits(concurrency_default=200)
+    assert resolve_limits(None, None, adobe).concurrency == 200
+    assert resolve_limits(None, None, adobe, concurrent=False).concurrency == 1
+    kept = ActionLimits(60_000, 256, 10, concurrency=50)  # a nodejs action turned python
+    assert resolve_limits(None, kept, SYSTEM, concurrent=False).concurrency == 1
+    assert (
+        resolve_limits(LimitsSpec(concurrency=1), kept, SYSTEM, concurrent=False).concurrency == 1
+    )
 
 
 def test_resolve_limits_uses_configured_ranges() -> None:

@@ -97,10 +97,12 @@ def process(slot: Slot) -> ProcessActionContainer:
     return slot.container
 
 
-async def init(slot: Slot) -> None:
+async def init(pool: ContainerPool, slot: Slot) -> None:
+    """/init, then tell the pool, as the runner does."""
     init = {"name": "hello", "main": "main", "code": CODE, "binary": False}
     exchange = await slot.container.init({"value": init}, 10)
     assert exchange.status == 200, exchange
+    pool.initialized(slot)
 
 
 async def run(slot: Slot, n: int) -> dict[str, Any]:
@@ -122,7 +124,7 @@ async def test_an_equal_key_reuses_the_initialised_container(
     assert not warm
     assert slot.key == KEY
     assert pool.stats() == PoolStats(idle=0, busy=1, stem_cells=0, memory_used_mb=128)
-    await init(slot)
+    await init(pool, slot)
     pid = (await run(slot, 1))["pid"]
     await pool.release(slot)
     assert pool.stats() == PoolStats(idle=1, busy=0, stem_cells=0, memory_used_mb=128)
@@ -199,7 +201,7 @@ async def test_a_stem_cell_serves_a_matching_kind_and_memory_and_is_replaced(
     assert not warm  # a stem cell still needs /init
     assert slot.container is stem
     assert slot.key == KEY
-    await init(slot)
+    await init(pool, slot)
     await run(slot, 1)
 
     await until(lambda: pool.stats().stem_cells == 1)  # replenished in the background
@@ -303,6 +305,60 @@ async def test_when_everything_is_busy_acquire_waits_for_a_container_to_come_bac
     assert pool.stats() == PoolStats(idle=0, busy=2, stem_cells=0, memory_used_mb=256)
 
 
+async def test_waiters_for_memory_take_returned_containers_in_order(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    pool = make_pool(budget_mb=128)  # one container at a time
+    first, _ = await pool.acquire(KEY, spec_of(KEY))
+    served: list[int] = []
+
+    async def wait_for_it(n: int) -> None:
+        slot, warm = await pool.acquire(KEY, spec_of(KEY))
+        assert warm and slot is first  # never evicted and started again
+        served.append(n)
+        await asyncio.sleep(0.01)
+        await pool.release(slot)
+
+    waiting = []
+    for n in range(5):
+        waiting.append(asyncio.create_task(wait_for_it(n)))
+        await asyncio.sleep(0.01)  # each is waiting before the next comes
+    await pool.release(first)
+    await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    assert served == [0, 1, 2, 3, 4]
+    assert len(sandbox.started) == 1
+
+
+async def test_a_concurrent_key_shares_one_container_even_while_it_starts(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    pool = make_pool()
+    key = replace(KEY, kind=NODE)
+    first, warm = await pool.acquire(key, spec_of(key), capacity=3)
+    assert not warm
+    # Two more arrive while the first is still to be initialised: they wait to share it.
+    others = [asyncio.create_task(pool.acquire(key, spec_of(key), capacity=3)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert not any(task.done() for task in others)
+    exchange = await first.container.init(
+        {"value": {"name": "hello", "main": "main", "code": "function main() { return {}; }"}},
+        10,
+    )
+    assert exchange.status == 200
+    pool.initialized(first)
+    shared = [await task for task in others]
+    assert all(slot is first and warm for slot, warm in shared)
+    assert first.active == 3
+    # Full: a fourth gets a container of its own.
+    fourth, warm = await pool.acquire(key, spec_of(key), capacity=3)
+    assert fourth is not first and not warm
+    assert len(sandbox.started) == 2
+    assert pool.stats().busy == 2
+    for slot in (first, first, first, fourth):
+        await pool.release(slot)
+    assert pool.stats() == PoolStats(idle=2, busy=0, stem_cells=0, memory_used_mb=256)
+
+
 async def test_a_request_bigger_than_the_whole_budget_fails(
     make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
 ) -> None:
@@ -398,7 +454,7 @@ async def test_a_dead_warm_container_is_replaced_not_handed_out(
     assert not warm
     assert fresh.container is sandbox.containers[-1]
     assert fresh.container not in (first.container, second.container)
-    await init(fresh)
+    await init(pool, fresh)
     await run(fresh, 1)
 
 
@@ -414,7 +470,7 @@ async def test_a_dead_stem_cell_is_replaced_not_handed_out(
     slot, warm = await pool.acquire(KEY, spec_of(KEY))
     assert not warm
     assert slot.container is not stem
-    await init(slot)
+    await init(pool, slot)
     await run(slot, 1)
 
 

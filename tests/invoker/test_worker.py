@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from invoker.codecache import CodeCache
+from invoker.messages import LOGS_SHARED
 from invoker.pool import ContainerPool
 from invoker.protocol import (
     FIELD,
@@ -74,10 +75,10 @@ class Harness:
 
     def worker(
         self, invoker_id: str = "inv-1", *, slots: int = 4, redis: Redis | None = None,
-        **options: Any,
+        budget_mb: int = 2048, **options: Any,
     ) -> Worker:  # fmt: skip
         redis = redis or self.redis
-        pool = ContainerPool(make_sandbox("process", self.tmp_path, invoker_id), 2048)
+        pool = ContainerPool(make_sandbox("process", self.tmp_path, invoker_id), budget_mb)
         runner = Runner(pool, CodeCache(redis, self.keys), invoker_id, log_wait_s=2.0)
         settings: dict[str, Any] = {
             "slots": slots, "memory_mb": 2048, "heartbeat_s": 0.2, "alive_ttl_s": 1.0,
@@ -103,13 +104,14 @@ class Harness:
     async def invocation(
         self, code: str | None, params: dict[str, Any] | None = None, *,
         runtime: tuple[str, str] = NODE, timeout_ms: int = 10_000, digest: str | None = None,
-        accepted_at: int | None = None,
+        accepted_at: int | None = None, concurrency: int = 1,
     ) -> Invocation:  # fmt: skip
         if code is not None:
             digest = await self.store(code)
+        limits = ActionLimitsMsg(timeout=timeout_ms, memory=128, logs=1, concurrency=concurrency)
         ref = ActionRef(
             namespace="acme", name="act", version="0.0.1", kind=runtime[0], image=runtime[1],
-            code_digest=digest, limits=ActionLimitsMsg(timeout=timeout_ms, memory=128, logs=1),
+            code_digest=digest, limits=limits,
         )  # fmt: skip
         return Invocation(
             activation_id=uuid.uuid4().hex, transaction_id="tx", namespace="guest",
@@ -315,13 +317,64 @@ async def test_never_more_running_than_slots(harness: Harness) -> None:
     results = await harness.results()
     assert sorted(r.result["n"] for r in results) == [0, 1, 2, 3, 4]  # type: ignore[call-overload]
     assert all(r.outcome is Outcome.SUCCESS for r in results)
+    assert peak_running(results) == 2
+
+
+def peak_running(results: list[Result]) -> int:
     # Ends sort before starts at the same instant: intervals are half-open.
     events = sorted([(r.start, 1) for r in results] + [(r.end, -1) for r in results])
     running = peak = 0
     for _, delta in events:
         running += delta
         peak = max(peak, running)
-    assert peak == 2
+    return peak
+
+
+PID_AFTER = """
+function main(p) {
+  return new Promise(r => setTimeout(() => r({n: p.n, pid: process.pid,
+    concurrent: process.env.__OW_ALLOW_CONCURRENT || null}), %d));
+}
+"""
+
+
+async def test_a_concurrent_action_runs_many_activations_in_few_containers(
+    harness: Harness,
+) -> None:
+    worker = harness.worker(slots=64)
+    code = PID_AFTER % 3000
+    invocations = [await harness.invocation(code, {"n": n}, concurrency=50) for n in range(40)]
+    await harness.enqueue("inv-1", *invocations)
+    await harness.burst(worker)
+
+    results = await harness.results()
+    assert len(results) == 40
+    assert all(r.outcome is Outcome.SUCCESS for r in results), [r.result for r in results]
+    values: list[dict[str, Any]] = [r.result for r in results]  # type: ignore[misc]
+    assert sorted(v["n"] for v in values) == list(range(40))
+    assert len({v["pid"] for v in values}) <= 3  # one container, or a few while they start
+    assert {v["concurrent"] for v in values} == {"true"}
+    assert peak_running(results) == 40  # all at once, not one after another
+    for result in results:
+        assert texts(result) == [("stderr", LOGS_SHARED)]
+
+
+async def test_more_work_than_memory_queues_in_order_without_thrashing(
+    harness: Harness,
+) -> None:
+    # Room for two 128 MB containers; eight activations of one action, one at a time each.
+    worker = harness.worker(slots=8, budget_mb=256)
+    code = PID_AFTER % 300
+    invocations = [await harness.invocation(code, {"n": n}) for n in range(8)]
+    await harness.enqueue("inv-1", *invocations)
+    await harness.burst(worker)
+
+    results = sorted(await harness.results(), key=lambda r: r.result["n"])  # type: ignore[call-overload]
+    assert all(r.outcome is Outcome.SUCCESS for r in results), [r.result for r in results]
+    assert peak_running(results) == 2
+    assert len({r.result["pid"] for r in results}) == 2  # type: ignore[call-overload]
+    # Two start containers; the others wait for those and take them in turn.
+    assert sum(r.init_time is not None for r in results) == 2
 
 
 # Heartbeat and lifecycle.
