@@ -46,6 +46,7 @@ class Resolved:
     caller: Namespace  # the invoking namespace: records, throttles and `__OW_NAMESPACE`
     target: Target
     revision: int | None = None
+    params: dict[str, Any] | None = None  # when they depend on what was resolved (web)
 
 
 # Resolves the caller and the target; `True` asks for a fresh look at the database.
@@ -118,7 +119,7 @@ class EntryPoint:
         request = InvokeRequest(
             namespace=resolved.caller,
             action=target.action,
-            params=call.params,
+            params=call.params if resolved.params is None else resolved.params,
             layers=target.layers,
             blocking=call.blocking,
             wait_ms=call.wait_ms,

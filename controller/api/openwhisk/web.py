@@ -104,23 +104,26 @@ async def _invoke(
     find: Callable[[bool], Awaitable[tuple[WebAction, int]]],
     target: WebTarget,
     body: bytes,
-    user: str | None,
 ) -> Response:
-    found, _ = await find(False)
-    if request.method != "OPTIONS" and not found.annotations.allows(
-        authenticated=user is not None, secret=request.headers.get("x-require-whisk-auth")
-    ):
-        raise NotAuthenticated(messages.WEB_AUTH_FAILED)
-    args = action_arguments(
-        _web_request(request, target, body), raw=found.annotations.raw, user=user
-    )
+    entry = state.require_entry()
+    credentials = ("web-user", request.headers.get("authorization", ""))
 
     async def resolve(fresh: bool) -> Resolved:
-        web, revision = await find(fresh)
-        return Resolved(web.caller, web.target, revision)
+        """The action, who calls it and with what, all checked at one revision."""
+        found, revision = await find(fresh)
+        load = functools.partial(_web_user, request)
+        user, known = await entry.lookup(credentials, load, fresh=fresh)
+        if request.method != "OPTIONS" and not found.annotations.allows(
+            authenticated=user is not None, secret=request.headers.get("x-require-whisk-auth")
+        ):
+            raise NotAuthenticated(messages.WEB_AUTH_FAILED)
+        args = action_arguments(
+            _web_request(request, target, body), raw=found.annotations.raw, user=user
+        )
+        return Resolved(found.caller, found.target, min(revision, known), params=args)
 
-    call = Call(args, True, state.settings.limits.blocking_wait_ms, request_id(request))
-    outcome = await state.require_entry().invoke(resolve, call)
+    call = Call({}, True, state.settings.limits.blocking_wait_ms, request_id(request))
+    outcome = await entry.invoke(resolve, call)
     response: Response
     if isinstance(outcome, Pending):
         response = error_response(request, 202, messages.WEB_RESPONSE_NOT_READY)
@@ -149,15 +152,13 @@ async def web_action(request: Request) -> Response:
         return await entry.lookup(address, load, fresh=fresh)
 
     found, _ = await find(False)
-    credentials = ("web-user", request.headers.get("authorization", ""))
-    user, _ = await entry.lookup(credentials, lambda session: _web_user(request, session))
     custom_options = found.annotations.custom_options
     response: Response
     try:
         if request.method == "OPTIONS" and not custom_options:
             response = Response(status_code=200)
         else:
-            response = await _invoke(request, state, find, target, body, user)
+            response = await _invoke(request, state, find, target, body)
     except HomerunError as exc:
         response = await homerun_error(request, exc)
     if response.status_code == 401:
