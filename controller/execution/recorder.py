@@ -114,8 +114,7 @@ class Recorder:
             await self.notify(result)
 
     async def _store(self, session: AsyncSession, results: list[Result]) -> None:
-        for result in results:
-            await activations.record(session, result)
+        await activations.record_all(session, results)
 
 
 async def publish_reply(redis: Redis, keys: Keys, result: Result) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -118,13 +119,35 @@ def _view(row: ActivationRow, namespace: str) -> Activation:
     )
 
 
-async def record(session: AsyncSession, result: Result) -> Activation | None:
-    """Store the activation of `result` unless it is stored already (redelivered results are
-    recorded once). Returns None when the invoking namespace no longer exists."""
-    blocking_success = result.reply_to is not None and result.outcome is Outcome.SUCCESS
-    return await store(
-        session, from_result(result), result.action.path, blocking_success=blocking_success
+async def record_all(session: AsyncSession, results: list[Result]) -> int:
+    """Store the activations of `results` in one statement, each once per id (a redelivered
+    result is recorded once); those of namespaces that are gone, and successful blocking ones
+    of namespaces that drop them, are left out. How many rows were offered."""
+    names = {result.namespace for result in results}
+    found = await session.execute(
+        select(NamespaceRow.name, NamespaceRow.id, NamespaceRow.limits).where(
+            NamespaceRow.name.in_(names)
+        )
     )
+    namespaces = {name: (namespace_id, options or {}) for name, namespace_id, options in found}
+    rows = []
+    for result in results:
+        if result.namespace not in namespaces:
+            log.warning(
+                "dropping activation %s: namespace %s is gone",
+                result.activation_id, result.namespace,
+            )  # fmt: skip
+            continue
+        namespace_id, options = namespaces[result.namespace]
+        blocking_success = result.reply_to is not None and result.outcome is Outcome.SUCCESS
+        if blocking_success and options.get(DROP_BLOCKING_SUCCESSES):
+            continue
+        rows.append(_values(from_result(result), namespace_id, result.action.path))
+    if rows:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await session.execute(insert(ActivationRow).values(rows).on_conflict_do_nothing())
+    return len(rows)
 
 
 DROP_BLOCKING_SUCCESSES = "dropBlockingSuccesses"
@@ -132,47 +155,40 @@ DROP_BLOCKING_SUCCESSES = "dropBlockingSuccesses"
 (their caller has the result); everything else is still recorded."""
 
 
-async def store(
-    session: AsyncSession, activation: Activation, path: str, *, blocking_success: bool = False
-) -> Activation | None:
-    """Store an activation once per id; None when its namespace no longer exists, or when
-    the namespace drops successful blocking activations and this is one."""
-    found = (
-        await session.execute(
-            select(NamespaceRow.id, NamespaceRow.limits).where(
-                NamespaceRow.name == activation.namespace
-            )
-        )
-    ).first()
-    if found is None:
+def _values(activation: Activation, namespace_id: int, path: str) -> dict[str, Any]:
+    return {
+        "activation_id": activation.activation_id,
+        "namespace_id": namespace_id,
+        "name": activation.name,
+        "path": path,
+        "subject": activation.subject,
+        "version": activation.version,
+        "publish": False,
+        "start": activation.start,
+        "end": activation.end,
+        "duration": activation.duration,
+        "status_code": activation.status_code,
+        "response": activation.response,
+        "logs": activation.logs,
+        "annotations": activation.annotations,
+        "cause": activation.cause,
+    }
+
+
+async def store(session: AsyncSession, activation: Activation, path: str) -> Activation | None:
+    """Store one activation once per id; None when its namespace no longer exists."""
+    namespace_id = await session.scalar(
+        select(NamespaceRow.id).where(NamespaceRow.name == activation.namespace)
+    )
+    if namespace_id is None:
         log.warning(
             "dropping activation %s: namespace %s is gone",
             activation.activation_id, activation.namespace,
         )  # fmt: skip
         return None
-    namespace_id, options = found
-    if blocking_success and (options or {}).get(DROP_BLOCKING_SUCCESSES):
-        return None
-    row = ActivationRow(
-        activation_id=activation.activation_id,
-        namespace_id=namespace_id,
-        name=activation.name,
-        path=path,
-        subject=activation.subject,
-        version=activation.version,
-        publish=False,
-        start=activation.start,
-        end=activation.end,
-        duration=activation.duration,
-        status_code=activation.status_code,
-        response=activation.response,
-        logs=activation.logs,
-        annotations=activation.annotations,
-        cause=activation.cause,
-    )
     try:
         async with session.begin_nested():
-            session.add(row)
+            session.add(ActivationRow(**_values(activation, namespace_id, path)))
     except IntegrityError:
         return await get(session, activation.activation_id)
     return activation
