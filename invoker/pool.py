@@ -55,9 +55,8 @@ class Slot:
     initialized: bool = False  # /init succeeded: activations may run in it without one
     gone: bool = False  # out of the pool: those waiting to share it must look elsewhere
     dropped: bool = False  # destroyed, its memory given back
-    settled: asyncio.Event = field(
-        default_factory=asyncio.Event
-    )  # started and initialized, or gone
+    # Set once it is started and initialised, or gone: those sharing it wait for this.
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def container(self) -> Container:
