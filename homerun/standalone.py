@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
 import uvicorn
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.api.app import create_app
@@ -35,7 +35,7 @@ from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
 from homerun import logs
 from invoker.docker_sandbox import DockerSandbox
-from invoker.main import make_worker
+from invoker.main import connect, make_worker
 from invoker.process_sandbox import ProcessSandbox
 from invoker.sandbox import Sandbox
 from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
@@ -45,6 +45,7 @@ log = logging.getLogger("homerun.standalone")
 GUEST = "guest"
 CREDENTIALS_FILE = "standalone-credentials.json"
 INVOKER_ID_FILE = "standalone-invoker-id"
+REDIS_LOAD_TIMEOUT_S = 300  # its append-only file can be large after much use
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "runtimes" / "build.sh"
 
 
@@ -198,14 +199,8 @@ def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
         start_new_session=True,  # Ctrl-C reaches us, not Redis: we stop it after draining
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if process.poll() is not None:
-                raise SystemExit(f"redis-server exited with {process.returncode}")
-            time.sleep(0.05)
         url = f"redis://127.0.0.1:{port}/0"
+        _until_serving(url, process)
         if note is not None:
             note.write_text(url + "\n")  # for `homerun admin` with this data directory
         yield url
@@ -217,6 +212,27 @@ def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
             process.wait(5)
         if process.poll() is None:
             process.kill()
+
+
+def _until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Until Redis answers commands: it accepts connections before it has loaded its
+    append-only file, and answers LOADING meanwhile (a large file takes a while)."""
+    client = redis.Redis.from_url(url, socket_timeout=1.0)
+    try:
+        deadline = time.monotonic() + REDIS_LOAD_TIMEOUT_S
+        while True:
+            try:
+                client.ping()
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                pass  # not listening yet, or still loading (BusyLoadingError)
+            if process.poll() is not None:
+                raise SystemExit(f"redis-server exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"redis-server did not serve within {REDIS_LOAD_TIMEOUT_S} s")
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 def _missing_images(sandbox: DockerSandbox, settings: Settings) -> list[str]:
@@ -255,6 +271,8 @@ def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
         _say(f"runtime images missing for {', '.join(missing)}: using the process sandbox")
     elif invoker.sandbox == "docker":
         raise SystemExit("HOMERUN_INVOKER_SANDBOX=docker, but no Docker engine answers")
+    elif invoker.sandbox == "process":
+        _say("HOMERUN_INVOKER_SANDBOX=process: using the process sandbox")
     else:
         _say("no Docker engine reachable: using the process sandbox")
     invoker.work_dir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +308,7 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings, invoker_settings: InvokerSettings, banner: str) -> None:
     sandbox = choose_sandbox(settings, invoker_settings)
-    redis = Redis.from_url(invoker_settings.redis_url)
+    redis = connect(invoker_settings.redis_url)
     worker = make_worker(invoker_settings, redis, sandbox)
     config = uvicorn.Config(
         create_app(settings),

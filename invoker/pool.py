@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 K = TypeVar("K")
 
+FINISHING_WAIT_S = 0.5  # at most, for a container of the key that is about to come back
+
 
 @dataclass(frozen=True)
 class WarmKey:
@@ -54,6 +56,7 @@ class Slot:
     _container: Container | None = None  # None while it starts
     initialized: bool = False  # /init succeeded: activations may run in it without one
     gone: bool = False  # out of the pool: those waiting to share it must look elsewhere
+    finishing: bool = False  # its activation has its result, and its logs are being read
     dropped: bool = False  # destroyed, its memory given back
     # Set once it is started and initialised, or gone: those sharing it wait for this.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -135,7 +138,13 @@ class ContainerPool:
                     return shared, True
                 shared.active -= 1  # its start or /init failed: look again
                 continue
-            stem = self._take_live(self._stems, (key.kind, key.memory_mb)) if reuse else None
+            if reuse and self._finishing(key):
+                # Back in a moment (its logs are being read): better than a cold start.
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), FINISHING_WAIT_S)
+                continue
+            stem = self._take_stem(key.kind, key.memory_mb) if reuse else None
             if stem is not None:
                 stem.key, stem.capacity = key, capacity
                 self._warm.setdefault(key, []).append(self._lend(stem))
@@ -159,6 +168,14 @@ class ContainerPool:
                     best = slot
         return best
 
+    def _finishing(self, key: WarmKey) -> bool:
+        return any(s.finishing and not s.gone for s in self._warm.get(key, ()))
+
+    def finish(self, slot: Slot) -> None:
+        """The caller has its activation's result and reads the logs: the container will be
+        released (or discarded) shortly, and another activation of its key waits for it."""
+        slot.finishing = True
+
     async def _start(self, key: WarmKey, spec: ContainerSpec, capacity: int) -> Slot:
         """A new container for `key` (its memory reserved), shared once it is initialised."""
         slot = Slot(spec.memory_mb, key, capacity)
@@ -176,19 +193,23 @@ class ContainerPool:
         slot.initialized = True
         slot.settled.set()
 
-    def _take_live(self, slots_of: dict[Any, list[Slot]], key: Any) -> Slot | None:
-        """The most recently returned live container under `key`; dead ones are removed."""
-        slots = slots_of.get(key)
+    def _take_stem(self, kind: str, memory_mb: int) -> Slot | None:
+        """The most recently started live stem cell of the kind and memory; dead ones are
+        removed, and replaced."""
+        slots = self._stems.get((kind, memory_mb))
         found = None
         while slots and found is None:
             slot = slots.pop()
             if not slot.dead:
                 found = slot
             else:
-                log.warning("container %s died while idle: replacing it", slot.container.id)
-                self._spawn(self._remove(slot))
+                log.warning("stem cell %s died: replacing it", slot.container.id)
+                slot.dropped = True
+                self._used_mb -= slot.memory_mb  # now, so that its replacement fits
+                self._spawn(self._destroy_quietly(slot))
+                self._replenish(kind, memory_mb)
         if not slots:
-            slots_of.pop(key, None)
+            self._stems.pop((kind, memory_mb), None)
         return found
 
     def _forget(self, slot: Slot) -> None:
@@ -217,6 +238,7 @@ class ContainerPool:
         healthy container has been initialised)."""
         slot.active -= 1
         slot.last_used = self._clock()
+        slot.finishing = False
         if not slot.initialized:
             self.initialized(slot)
         if self._closed and not slot.gone:

@@ -217,9 +217,11 @@ class Runner:
             init_time=init_time,
             invoker=self.invoker_id,
         )
+        keep = c.outcome.keeps_container
+        if keep:
+            self.pool.finish(slot)  # the next activation of its key waits for it
         if answer is not None:
             await self._answer(answer, result)
-        keep = c.outcome.keeps_container
         if slot.capacity > 1:
             # Activations sharing a container interleave their output: none can be told
             # apart, so none is kept (as OpenWhisk does), and the record says why.

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -30,6 +31,8 @@ from invoker.protocol import (
     stem_cells_of,
 )
 from invoker.runner import Runner, now_ms
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +218,15 @@ class Worker:
             await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
             await self.redis.xdel(self.keys.queue(self.id), entry_id)
             return
-        claimed = await self._claim(
-            keys=[self.keys.queue(self.id), self.keys.running(self.id)],
-            args=[entry_id, inv.activation_id],
+        claimed = await self._retrying(
+            f"claiming {inv.activation_id}",
+            lambda: self._claim(
+                keys=[self.keys.queue(self.id), self.keys.running(self.id)],
+                args=[entry_id, inv.activation_id],
+            ),
         )
+        if claimed is None:  # Redis is gone: the entry stays pending for a later life
+            return
         if not claimed:  # the reaper moved it elsewhere
             await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
             return
@@ -238,16 +246,22 @@ class Worker:
         """Complete the entry and append the result, retrying through Redis hiccups."""
         keys = [self.keys.queue(self.id), self.keys.running(self.id), self.keys.results]
         args = [entry_id, activation_id, result.encode(), INVOKER_GROUP, FIELD]
+        await self._retrying(
+            f"publishing the result of {activation_id}",
+            lambda: self._complete(keys=keys, args=args),
+        )
+
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """`call()`, tried again through Redis errors with a growing pause; None if it never
+        went through."""
         for attempt in range(20):
             try:
-                await self._complete(keys=keys, args=args)
-                return
+                return await call()
             except RedisError as exc:
-                log.warning(
-                    "publishing %s failed (attempt %d): %s", activation_id, attempt + 1, exc
-                )
+                log.warning("%s failed (attempt %d): %s", what, attempt + 1, exc)
                 await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-        log.error("giving up publishing the result of %s", activation_id)
+        log.error("giving up %s", what)
+        return None
 
     # Heartbeat.
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -38,6 +37,7 @@ from controller.maintenance import purge_forever
 from controller.runtimes import load_manifest
 from controller.services import codestore
 from controller.settings import Settings
+from controller.setup import connect_redis
 from invoker.protocol import Keys
 
 SEED_ENDPOINTS: tuple[Endpoint, ...] = (
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Starlette:
             settings=settings, manifest=manifest, engine=engine, sessions=session_factory(engine)
         )
         app.state.homerun = state
-        redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        redis = connect_redis(settings.redis_url) if settings.redis_url else None
         retention = asyncio.create_task(
             purge_forever(state.transaction, settings.limits.activation_retention_days)
         )

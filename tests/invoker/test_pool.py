@@ -359,6 +359,23 @@ async def test_a_concurrent_key_shares_one_container_even_while_it_starts(
     assert pool.stats() == PoolStats(idle=2, busy=0, stem_cells=0, memory_used_mb=256)
 
 
+async def test_a_container_reading_its_logs_is_waited_for_not_duplicated(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    # The runner answers, then reads the logs: the caller's next invocation may arrive then.
+    pool = make_pool()
+    slot, _ = await pool.acquire(KEY, spec_of(KEY))
+    await init(pool, slot)
+    pool.finish(slot)
+    following = asyncio.create_task(pool.acquire(KEY, spec_of(KEY)))
+    await asyncio.sleep(0.1)
+    assert not following.done()  # waiting for it, not starting another
+    await pool.release(slot)
+    again, warm = await asyncio.wait_for(following, 5)
+    assert again is slot and warm
+    assert len(sandbox.started) == 1
+
+
 async def test_a_request_bigger_than_the_whole_budget_fails(
     make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
 ) -> None:
@@ -472,6 +489,8 @@ async def test_a_dead_stem_cell_is_replaced_not_handed_out(
     assert slot.container is not stem
     await init(pool, slot)
     await run(slot, 1)
+    await until(lambda: pool.stats().stem_cells == 1)  # and a new one took its place
+    assert pool.stats().memory_used_mb == 256
 
 
 async def test_evict_idle_replaces_dead_idle_containers_and_stem_cells(
