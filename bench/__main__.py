@@ -1,279 +1,168 @@
-"""Homerun benchmarks: `python -m bench` (or `make bench`).
+"""Homerun benchmarks: `python -m bench [--quick] [--json FILE]` (or `make bench`).
 
-Starts a private Redis, a controller and an invoker (docker sandbox) as separate processes on
-loopback, then measures, each against a baseline taken in the same run:
+One run starts a private Redis, a controller, an invoker (docker sandbox) and a bare
+uvicorn + starlette server as separate processes on loopback (bench/cluster.py), and measures
+every figure of issue 8 against a baseline taken in the same run. The ratio is value/baseline.
 
-1. warm blocking invoke of a noop action through the controller vs a direct `/run` into the
-   same warm container (p50, p99, ratio);
-2. cold start of a new action (no stem cells) vs `docker run` of the same image until its
-   proxy first answers;
-3. warm noop throughput at concurrency 1, 8 and 32 (after an untimed warm-up at the same
-   concurrency), vs direct `/run` throughput (c=1).
+Load generators. Throughput figures are closed-loop wrk runs (Debian's `wrk`, driven by
+bench/wrk.lua: POST bodies, the surface's auth headers, round-robin paths, every status code
+counted); no Python generates that load. Latency at c=1 uses a minimal asyncio HTTP client
+(bench/rawhttp.py) on both sides, as wrk cannot reach a unix socket. `p99_at_80pct_ms` uses
+an open-loop constant-rate asyncio generator (bench/openloop.py; wrk2 is not in Debian) that
+measures each latency from the request's intended send time. Every action is warmed before it
+is measured, and each load first runs untimed at the same concurrency, in rounds, until a
+round starts no container (at most a few rounds). Anything but a 200 is counted; a figure
+whose run saw one, or saw a container start while it was measured, carries a `note`.
+
+Figures (value vs baseline):
+  warm_p50_ms, warm_p99_ms      blocking noop through the OpenWhisk API
+                                (`POST .../actions/noop?blocking=true`, Basic auth), c=1, vs
+                                `POST /run` straight into a warm container of that action
+                                (over its unix socket), in alternating blocks of 50
+  throughput_c32_openwhisk      warm noop req/s at c=32 through the OpenWhisk API, vs the bare
+                                starlette endpoint returning a small JSON body (same wrk, c=32)
+  throughput_c32_seed           the same through the seed API (bearer token + X-Api-Key)
+  throughput_100_actions        c=32 round-robin over 100 distinct warm noop actions, vs one
+                                action (throughput_c32_openwhisk's value)
+  concurrent_action_throughput  a noop with limits.concurrency=100 at c=100, vs the
+                                concurrency-1 noop at c=32; `containers` of each. Null with a
+                                note when the platform refuses or ignores concurrency > 1
+  stem_cell_start_ms            first invocation of a new action of the default kind on an
+                                invoker with prewarm on, once its stem cells answer, vs
+                                `docker run` of the same image to its first /health answer
+                                (medians)
+  cold_start_ms                 the same on an invoker with prewarm off (no stem cells)
+  p99_at_80pct_ms               p99 of the noop through the OpenWhisk API at a constant 80% of
+                                throughput_c32_openwhisk, vs p50 of that same load
+
+Order: the stem-cell phase runs on its own prewarming invoker, which then stops; every other
+figure runs on an invoker without prewarm. A full run takes about 5-8 minutes on 2 cores;
+`--quick` (about 2 minutes) runs the same code path with fewer samples, shorter loads and 20
+actions instead of 100 (each figure records what it used).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
+import traceback
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import httpx
-from redis.asyncio import Redis
-
-from controller.settings import Settings
-from controller.setup import run_in_transaction, upgrade_database
+from bench import figures, load, report
+from bench.api import Api
+from bench.cluster import Cluster, free_port
+from bench.figures import Plan, Run
+from controller.runtimes import load_manifest
 from homerun.standalone import private_redis
-from invoker.protocol import Keys
 
-NOOP = "function main(params) { return {}; }"
-IMAGE = "homerun/action-nodejs-v18:latest"
-HARDENING = [
-    "--read-only", "--tmpfs", "/tmp:rw,size=64m", "--cap-drop", "ALL",
-    "--security-opt", "no-new-privileges", "--pids-limit", "256", "--network", "none",
-    "--memory", "256m", "--memory-swap", "256m", "--user", "1000:1000",
-]  # fmt: skip
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def timed(n: int, call: Callable[[], Awaitable[Any]]) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
+UNITS = {
+    "stem_cell_start_ms": "ms", "cold_start_ms": "ms", "warm_p50_ms": "ms", "warm_p99_ms": "ms",
+    "throughput_c32_openwhisk": "req/s", "throughput_c32_seed": "req/s",
+    "throughput_100_actions": "req/s", "concurrent_action_throughput": "req/s",
+    "p99_at_80pct_ms": "ms",
+}  # fmt: skip
+Step = tuple[Callable[[Run], Awaitable[None]], tuple[str, ...]]
+STEM_PHASE: list[Step] = [(figures.stem_cell_start, ("stem_cell_start_ms",))]
+MAIN_PHASE: list[Step] = [
+    (figures.cold_start, ("cold_start_ms",)),
+    (figures.warm_latency, ("warm_p50_ms", "warm_p99_ms")),
+    (figures.throughput_c32, ("throughput_c32_openwhisk", "throughput_c32_seed")),
+    (figures.throughput_100_actions, ("throughput_100_actions",)),
+    (figures.concurrent_action_throughput, ("concurrent_action_throughput",)),
+    (figures.p99_at_80pct, ("p99_at_80pct_ms",)),
+]
 
 
-async def throughput(concurrency: int, seconds: float, call: Callable[[], Awaitable[Any]]) -> float:
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def loop() -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            await call()
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return done / (time.perf_counter() - started)
-
-
-class Cluster:
-    """A controller and an invoker, as processes, sharing a private Redis."""
-
-    def __init__(self, workdir: Path, redis_url: str, port: int) -> None:
-        self.workdir = workdir
-        self.port = port
-        self.invoker_id = f"bench{uuid.uuid4().hex[:6]}"
-        self.env = {
-            **os.environ,
-            "HOMERUN_DATA_DIR": str(workdir / "data"),
-            "HOMERUN_REDIS_URL": redis_url,
-            "HOMERUN_PORT": str(port),
-            "HOMERUN_LOG_LEVEL": "warning",
-            "HOMERUN_INVOKER_ID": self.invoker_id,
-            "HOMERUN_INVOKER_SANDBOX": "docker",
-            "HOMERUN_INVOKER_PREWARM": "false",
-            "HOMERUN_INVOKER_SLOTS": "64",
-            "HOMERUN_INVOKER_MEMORY_MB": "16384",
-            "HOMERUN_INVOKER_WORK_DIR": str(workdir / "invoker"),
-        }
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> dict[str, str]:
-        settings = Settings(data_dir=self.workdir / "data")
-        upgrade_database(settings)
-        headers = run_in_transaction(settings, _operator_headers)
-        for command in ("controller", "invoker"):
-            with open(self.workdir / f"{command}.log", "wb") as log:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "homerun.cli", command],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            self.processes.append(process)
-        return headers
-
-    async def wait_for_invoker(self, timeout_s: float = 60.0) -> None:
-        """Until the invoker heartbeats: before that, invocations answer 503."""
-        redis = Redis.from_url(self.env["HOMERUN_REDIS_URL"])
-        alive = Keys(self.env.get("HOMERUN_KEY_PREFIX", "homerun")).alive(self.invoker_id)
+async def _steps(run: Run, steps: list[Step]) -> None:
+    """Each step adds its figures; one that fails records them as null with the reason, and
+    the run goes on."""
+    for measure, names in steps:
+        started = time.monotonic()
+        print(f"  measuring {', '.join(names)} ...", flush=True)
         try:
-            deadline = time.monotonic() + timeout_s
-            while not await redis.exists(alive):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the invoker did not register within {timeout_s:.0f} s")
-                if any(p.poll() is not None for p in self.processes):
-                    raise SystemExit(f"a bench process exited; see the logs in {self.workdir}")
-                await asyncio.sleep(0.05)
-        finally:
-            await redis.aclose()
+            await measure(run)
+        except Exception as exc:
+            traceback.print_exc()
+            for name in names:
+                if name not in run.figures:
+                    note = f"failed: {type(exc).__name__}: {exc}"
+                    run.add(report.Figure(name, None, None, UNITS[name], {"note": note}))
+        print(f"    ({time.monotonic() - started:.0f} s)", flush=True)
 
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
+
+async def _bench(cluster: Cluster, operator: dict[str, str], plan: Plan) -> list[report.Figure]:
+    manifest = load_manifest()
+    kind = manifest.default_kind
+    runtime = manifest.get(kind)
+    assert runtime is not None
+    baseline_url = await cluster.start_baseline()
+    await cluster.wait_ready()
+    api = Api(cluster.base_url, operator)
+    try:
+        await api.create_namespace()
+        run = Run(cluster, api, plan, kind, runtime.image,
+                  sum(c.count for c in runtime.stem_cells), baseline_url)  # fmt: skip
+        for prewarm, steps in ((True, STEM_PHASE), (False, MAIN_PHASE)):
+            cluster.start_invoker(prewarm=prewarm)
+            await cluster.wait_for_invoker()
             try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+                await _steps(run, steps)
+            finally:
+                await cluster.stop_invoker()
+    finally:
+        await api.aclose()
+    return [run.figures[name] for name in UNITS if name in run.figures]
 
 
-async def _operator_headers(session: Any) -> dict[str, str]:
-    from controller.domain import TokenScope
-    from controller.services import credentials
-
-    _, token = await credentials.create_token(session, TokenScope.ADMIN)
-    _, key = await credentials.create_api_key(session)
-    return {"Authorization": f"Bearer {token}", "X-Api-Key": key}
-
-
-def container_socket(invoker_id: str, action: str) -> Path:
-    """The socket of the warm container the invoker started for `action`."""
-    names = subprocess.run(
-        ["docker", "ps", "--filter", f"label=homerun.invoker={invoker_id}",
-         "--format", "{{.Names}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
-    mine = [n for n in names if f"_{action}_" in n]
-    if len(mine) != 1:
-        raise SystemExit(f"expected one warm container for {action}, found {mine}")
-    mounts = json.loads(
-        subprocess.run(
-            ["docker", "inspect", "--format", "{{json .Mounts}}", mine[0]],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    )  # fmt: skip
-    return Path(mounts[0]["Source"]) / "action.sock"
-
-
-async def docker_run_to_first_answer(workdir: Path) -> float:
-    sockets = Path(tempfile.mkdtemp(prefix="hrb", dir="/tmp"))
-    sockets.chmod(0o777)
-    name = f"hrbench_{uuid.uuid4().hex[:8]}"
-    started = time.perf_counter()
-    subprocess.run(
-        ["docker", "run", "-d", "--rm", "--name", name, *HARDENING,
-         "-v", f"{sockets}:/run/homerun", IMAGE],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    transport = httpx.AsyncHTTPTransport(uds=str(sockets / "action.sock"))
-    async with httpx.AsyncClient(transport=transport, base_url="http://action") as http:
-        while True:
-            try:
-                if (await http.get("/health")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.002)
-    elapsed = (time.perf_counter() - started) * 1000
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    return elapsed
-
-
-def row(label: str, value: str, baseline: str, ratio: float) -> str:
-    return f"  {label:<44} {value:>14} {baseline:>14} {ratio:>8.2f}x"
-
-
-async def bench(args: argparse.Namespace, cluster: Cluster, headers: dict[str, str]) -> None:
-    base = f"http://127.0.0.1:{cluster.port}"
-    seed = f"{base}/runtime/admin/namespaces/bench/bench"
-    actions = f"{base}/runtime/namespaces/bench/bench/actions"
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(headers=headers, timeout=120, limits=limits) as http:
-        for _ in range(200):
-            try:
-                if (await http.get(f"{base}/readyz")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        await cluster.wait_for_invoker()
-        (await http.post(seed)).raise_for_status()
-        body = {"name": "noop", "code": NOOP, "exec": {"kind": "nodejs:18"}}
-        (await http.post(actions, json=body)).raise_for_status()
-
-        async def invoke() -> None:
-            response = await http.post(f"{actions}/noop", json={})
-            if response.status_code != 200:
-                raise SystemExit(f"invoke failed: {response.status_code} {response.text}")
-
-        await timed(20, invoke)  # warm it up
-        sock = container_socket(cluster.invoker_id, "noop")
-        run_body = {
-            "value": {}, "namespace": "bench-bench", "action_name": "/bench-bench/noop",
-            "action_version": "0.0.1", "activation_id": uuid.uuid4().hex,
-            "transaction_id": "bench", "deadline": str(int(time.time() * 1000) + 60_000),
-        }  # fmt: skip
-        transport = httpx.AsyncHTTPTransport(uds=str(sock))
-        async with httpx.AsyncClient(transport=transport, base_url="http://action") as direct:
-
-            async def run() -> None:
-                (await direct.post("/run", json=run_body)).raise_for_status()
-
-            await timed(20, run)
-            platform = await timed(args.samples, invoke)
-            baseline = await timed(args.samples, run)
-            direct_rps = await throughput(1, args.seconds, run)
-
-        print(f"\nHomerun benchmarks ({args.samples} samples, {args.seconds:.0f} s per load step)")
-        print(f"  {'':<44} {'homerun':>14} {'baseline':>14} {'ratio':>9}")
-        for q, name in ((0.5, "p50"), (0.99, "p99")):
-            p, b = percentile(platform, q), percentile(baseline, q)
-            print(row(f"warm invoke {name} (ms) vs direct /run", f"{p:.2f}", f"{b:.2f}", p / b))
-
-        cold, docker_cold = [], []
-        for i in range(args.cold):
-            name = f"cold{i}"
-            body = {"name": name, "code": NOOP, "exec": {"kind": "nodejs:18"}}
-            (await http.post(actions, json=body)).raise_for_status()
-            started = time.perf_counter()
-            (await http.post(f"{actions}/{name}", json={})).raise_for_status()
-            cold.append((time.perf_counter() - started) * 1000)
-            docker_cold.append(await docker_run_to_first_answer(cluster.workdir))
-        c, d = statistics.median(cold), statistics.median(docker_cold)
-        print(row("cold start p50 (ms) vs docker run to answer", f"{c:.1f}", f"{d:.1f}", c / d))
-
-        for concurrency in (1, 8, 32):
-            # Untimed first: concurrency c needs c warm containers (each a cold start).
-            await throughput(concurrency, args.seconds, invoke)
-            rps = await throughput(concurrency, args.seconds, invoke)
-            print(row(f"warm throughput c={concurrency} (req/s) vs direct c=1",
-                      f"{rps:.0f}", f"{direct_rps:.0f}", rps / direct_rps))  # fmt: skip
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it): the bench's own clients cost less."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=500, help="latency samples per side")
-    parser.add_argument("--cold", type=int, default=10, help="cold starts per side")
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of a load step")
-    parser.add_argument("--port", type=int, default=3399)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
+    parser.add_argument("--quick", action="store_true", help="a ~2 minute smoke of the same path")
+    parser.add_argument("--port", type=int, default=0, help="controller port (default: free)")
     args = parser.parse_args()
+    load.require_wrk()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="hrbench", dir="/tmp"))
     workdir.chmod(0o755)
+    plan = Plan.of(args.quick)
+    print(f"Homerun benchmarks{' (quick)' if args.quick else ''}: logs in {workdir}", flush=True)
     with private_redis(workdir) as redis_url:
-        cluster = Cluster(workdir, redis_url, args.port)
-        headers = cluster.start()
+        cluster = Cluster(workdir, redis_url, args.port or free_port())
         try:
-            asyncio.run(bench(args, cluster, headers))
+            operator = cluster.start_controller()
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                found = runner.run(_bench(cluster, operator, plan))
         finally:
             cluster.stop()
-    print(f"  (logs in {workdir})")
+    wall_s = time.monotonic() - started
+    machine = report.machine(load_before)
+    print(report.table(found, machine, wall_s))
+    if args.json:
+        run_info = {
+            "quick": args.quick,
+            "wall_s": round(wall_s, 1),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "plan": plan.__dict__,
+            "python": sys.version.split()[0],
+        }
+        report.write_json(args.json, found, machine, run_info)
+        print(f"  (figures in {args.json}; logs in {workdir})")
 
 
 if __name__ == "__main__":
