@@ -34,7 +34,7 @@ def connect_redis(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # closes the pool with the client
 
 
 async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -30,7 +30,7 @@ def connect(url: str) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # closes the pool with the client
 
 
 def make_sandbox(settings: InvokerSettings) -> Sandbox:

@@ -146,7 +146,8 @@ async def record_all(session: AsyncSession, results: list[Result]) -> int:
     if rows:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        await session.execute(insert(ActivationRow).values(rows).on_conflict_do_nothing())
+        # One statement, compiled once and cached, executed for every row.
+        await session.execute(insert(ActivationRow).on_conflict_do_nothing(), rows)
     return len(rows)
 
 
