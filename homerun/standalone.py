@@ -35,7 +35,7 @@ from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
 from homerun import logs
 from invoker.docker_sandbox import DockerSandbox
-from invoker.main import connect, make_worker
+from invoker.main import connect, docker_sandbox, make_worker
 from invoker.process_sandbox import ProcessSandbox
 from invoker.sandbox import Sandbox
 from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
@@ -249,15 +249,7 @@ def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
     """Docker when an engine answers (building missing images first), else process;
     `HOMERUN_INVOKER_SANDBOX` forces one."""
     if invoker.sandbox != "process" and DockerSandbox.available():
-        sandbox = DockerSandbox(
-            invoker.work_dir / "sockets",
-            invoker.id,
-            network=invoker.network,
-            pids_limit=invoker.pids_limit,
-        )
-        removed = sandbox.remove_leftovers()
-        if removed:
-            _say(f"removed {removed} containers an earlier run of invoker {invoker.id} left")
+        sandbox = docker_sandbox(invoker)
         missing = _missing_images(sandbox, settings)
         if missing and BUILD_SCRIPT.exists():
             _say(f"building runtime images for {', '.join(missing)} (first start only)")

@@ -38,17 +38,23 @@ def make_sandbox(settings: InvokerSettings) -> Sandbox:
         settings.sandbox == "auto" and DockerSandbox.available()
     )
     if use_docker:
-        sandbox = DockerSandbox(
-            settings.work_dir / "sockets",
-            settings.id,
-            network=settings.network,
-            pids_limit=settings.pids_limit,
-        )
-        removed = sandbox.remove_leftovers()
-        if removed:
-            log.info("removed %d containers left by an earlier run", removed)
-        return sandbox
+        return docker_sandbox(settings)
     return ProcessSandbox(settings.work_dir / "processes")
+
+
+def docker_sandbox(settings: InvokerSettings) -> DockerSandbox:
+    """The docker sandbox of this invoker, once the containers an earlier run of the same
+    invoker id left are gone (only those: other invokers may share the engine)."""
+    sandbox = DockerSandbox(
+        settings.work_dir / "sockets",
+        settings.id,
+        network=settings.network,
+        pids_limit=settings.pids_limit,
+    )
+    removed = sandbox.remove_leftovers()
+    if removed:
+        log.warning("removed %d containers an earlier run of invoker %s left", removed, settings.id)
+    return sandbox
 
 
 def make_worker(settings: InvokerSettings, redis: Redis, sandbox: Sandbox | None = None) -> Worker:

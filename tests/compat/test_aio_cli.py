@@ -101,8 +101,8 @@ def test_action_invoke_blocking_prints_the_activation(activation: Any) -> None:
     assert activation["response"]["success"] is True
     assert activation["response"]["status"] == "success"
     assert activation["response"]["result"] == {"greeting": "Hello, x!"}
-    assert len(activation["logs"]) == 1
-    assert activation["logs"][0].endswith("stdout: hello from x")
+    # As OpenWhisk's: the answer leaves before the logs are read; the record has them.
+    assert activation["logs"] == []
     assert annotation(activation, "path") == "guest/hello"
 
 
@@ -211,11 +211,14 @@ def test_activation_list_for_one_action(aio_cli: AioCli, activation: Any) -> Non
 
 def test_activation_get(aio_cli: AioCli, activation: Any) -> None:
     activation_id = activation["activationId"]
-    record = aio_cli.json("rt", "activation", "get", activation_id)
+    record = aio_cli.eventually(
+        ("rt", "activation", "get", activation_id), lambda record: bool(record.get("logs"))
+    )
     assert record["activationId"] == activation_id
     assert record["name"] == "hello"
     assert record["response"] == activation["response"]
-    assert record["logs"] == activation["logs"]
+    assert len(record["logs"]) == 1
+    assert record["logs"][0].endswith("stdout: hello from x")
 
 
 def test_activation_get_of_a_missing_activation(aio_cli: AioCli) -> None:
