@@ -10,7 +10,7 @@ ensure_postgres
 ensure_redis
 ensure_node
 ensure_runtime_images
-log "smoke: the README's run command in a throwaway copy"
+log "smoke: the README's run command, bash deploy/standalone.sh, in a throwaway copy"
 bash "$ROOT/deploy/smoke.sh"
 log "make check"
 make check VENV="$VENV"
