@@ -266,19 +266,14 @@ async def engine(
     from redis.asyncio import Redis
 
     from invoker.main import make_worker
-    from invoker.settings import InvokerSettings
 
     await _reset(settings)
     limits = settings.limits.model_copy(update={"blocking_wait_ms": blocking_wait_ms})
     settings = settings.model_copy(
         update={"redis_url": REDIS_URL, "key_prefix": redis_prefix, "limits": limits}
     )
-    invoker_id = f"inv-{redis_prefix}"
-    invoker_settings = InvokerSettings(
-        id=invoker_id, redis_url=REDIS_URL, key_prefix=redis_prefix, slots=8, memory_mb=4096,
-        heartbeat_s=0.2, alive_ttl_s=2.0, drain_timeout_s=5.0, prewarm=False,
-        work_dir=Path(tempfile.mkdtemp(prefix="hrw", dir="/tmp")),
-    )  # fmt: skip
+    invoker_settings = quick_invoker_settings(redis_prefix)
+    invoker_id = invoker_settings.id
     redis = Redis.from_url(REDIS_URL)
     worker = make_worker(invoker_settings, redis, make_sandbox(sandbox_kind, tmp_path, invoker_id))
     app = create_app(settings)
@@ -299,6 +294,17 @@ async def engine(
                     task.print_stack(limit=6)
                 raise
     await redis.aclose()
+
+
+def quick_invoker_settings(prefix: str) -> Any:
+    """A quick-beating invoker on the private Redis prefix, as the engine tests run it."""
+    from invoker.settings import InvokerSettings
+
+    return InvokerSettings(
+        id=f"inv-{prefix}", redis_url=REDIS_URL, key_prefix=prefix, slots=8, memory_mb=4096,
+        heartbeat_s=0.2, alive_ttl_s=2.0, drain_timeout_s=5.0, prewarm=False,
+        work_dir=Path(tempfile.mkdtemp(prefix="hrw", dir="/tmp")),
+    )  # fmt: skip
 
 
 @pytest.fixture

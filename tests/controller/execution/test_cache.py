@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import re
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,14 @@ from controller.services import credentials
 from controller.settings import Settings
 from controller.setup import in_transaction
 from invoker.protocol import Keys
-from tests.conftest import REDIS_URL, Headers, _reset, _until_registered, make_sandbox
+from tests.conftest import (
+    REDIS_URL,
+    Headers,
+    _reset,
+    _until_registered,
+    make_sandbox,
+    quick_invoker_settings,
+)
 
 Json = dict[str, Any]
 ALICE, BOB = "acme-int1", "globex-int1"
@@ -122,14 +128,9 @@ async def _controllers(
     """`count` apps sharing the database and the Redis prefix, and one invoker, as the
     `engine` fixture starts it."""
     from invoker.main import make_worker
-    from invoker.settings import InvokerSettings
 
-    invoker_id = f"inv-{prefix}"
-    invoker_settings = InvokerSettings(
-        id=invoker_id, redis_url=REDIS_URL, key_prefix=prefix, slots=8, memory_mb=4096,
-        heartbeat_s=0.2, alive_ttl_s=2.0, drain_timeout_s=5.0, prewarm=False,
-        work_dir=Path(tempfile.mkdtemp(prefix="hrw", dir="/tmp")),
-    )  # fmt: skip
+    invoker_settings = quick_invoker_settings(prefix)
+    invoker_id = invoker_settings.id
     redis = Redis.from_url(REDIS_URL)
     worker = make_worker(invoker_settings, redis, make_sandbox("process", tmp_path, invoker_id))
     async with contextlib.AsyncExitStack() as stack:
