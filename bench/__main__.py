@@ -59,6 +59,7 @@ from bench.api import Api
 from bench.cluster import Cluster, free_port
 from bench.figures import Plan, Run
 from controller.runtimes import load_manifest
+from homerun import eventloop
 from homerun.standalone import private_redis
 
 UNITS = {
@@ -120,15 +121,6 @@ async def _bench(cluster: Cluster, operator: dict[str, str], plan: Plan) -> list
     return [run.figures[name] for name in UNITS if name in run.figures]
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when installed (uvicorn[standard] brings it): the bench's own clients cost less."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
@@ -146,7 +138,7 @@ def main() -> None:
         cluster = Cluster(workdir, redis_url, args.port or free_port())
         try:
             operator = cluster.start_controller()
-            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            with asyncio.Runner(loop_factory=eventloop.loop_factory()) as runner:
                 found = runner.run(_bench(cluster, operator, plan))
         finally:
             cluster.stop()

@@ -58,13 +58,12 @@ def invoker(ctx: click.Context, burst: bool) -> None:
     """Run an invoker: take invocations from Redis and run them in containers."""
     if ctx.invoked_subcommand is not None:
         return
-    import asyncio
-
+    from homerun import eventloop
     from invoker.main import serve
 
     settings = _invoker_settings()
     logs.configure()
-    asyncio.run(serve(settings, burst=burst))
+    eventloop.run(serve(settings, burst=burst))
 
 
 @invoker.command("health")

@@ -33,7 +33,7 @@ from controller.runtimes import load_manifest
 from controller.services import credentials, namespaces
 from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
-from homerun import logs
+from homerun import eventloop, logs
 from invoker.docker_sandbox import DockerSandbox
 from invoker.main import connect, docker_sandbox, make_worker
 from invoker.process_sandbox import ProcessSandbox
@@ -339,5 +339,5 @@ def run(settings: Settings) -> None:
             )
             _say(f"started a private Redis at {redis_url}")
         settings = settings.model_copy(update={"redis_url": redis_url})
-        asyncio.run(_serve(settings, _invoker_settings(settings, invoker), banner))
+        eventloop.run(_serve(settings, _invoker_settings(settings, invoker), banner))
     sys.stdout.flush()

@@ -4,10 +4,10 @@ listens on a unix socket in a directory bind-mounted from the invoker's host."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 import shutil
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +17,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container as DockerContainer
 from docker.types import LogConfig
-from docker.utils.socket import STDERR, frames_iter
+from docker.utils.socket import STDERR
 
 from invoker.logs import LogBuffer, LogCollection
 from invoker.proxyclient import ProxyClient
@@ -39,7 +39,7 @@ class DockerActionContainer:
         container: DockerContainer,
         socket_dir: Path,
         logs: LogBuffer,
-        reader: threading.Thread,
+        output: _Output,
         proxy: ProxyClient,
     ) -> None:
         self.id = container.id or ""
@@ -47,13 +47,13 @@ class DockerActionContainer:
         self._container = container
         self._socket_dir = socket_dir
         self._logs = logs
-        self._reader = reader
+        self._output = output
         self._proxy = proxy
         self._destroyed = False
 
     def alive(self) -> bool:
         # The attach stream ends as soon as the container's process does.
-        return not self._destroyed and self._reader.is_alive()
+        return not self._destroyed and not self._output.ended
 
     async def wait_ready(self, timeout_s: float) -> None:
         await self._proxy.wait_ready(timeout_s, alive=self.alive)
@@ -64,12 +64,14 @@ class DockerActionContainer:
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         return await self._proxy.post("/run", payload, timeout_s)
 
-    async def collect_logs(self, limit_bytes: int, wait_s: float) -> LogCollection:
-        if not self._reader.is_alive():
+    async def collect_logs(
+        self, limit_bytes: int, wait_s: float, activation: str | None = None
+    ) -> LogCollection:
+        if self._output.ended:
             # The container is gone: take what arrived, no sentinels will follow.
             await asyncio.sleep(0.05)
-            return self._logs.drain(limit_bytes)
-        return await self._logs.collect(limit_bytes, wait_s)
+            return self._logs.drain(limit_bytes, activation)
+        return await self._logs.collect(limit_bytes, wait_s, activation)
 
     async def was_oom_killed(self) -> bool:
         """Ask the engine, once it has noticed the exit (the dropped connection can come
@@ -96,13 +98,10 @@ class DockerActionContainer:
             return
         self._destroyed = True
         await self._proxy.close()
-
-        def remove() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self._container.remove(force=True)
+        self._output.close()
 
         try:
-            await asyncio.to_thread(remove)
+            await asyncio.to_thread(_remove, self._container)
         except docker.errors.DockerException as exc:
             log.warning("could not remove container %s: %s", self.id[:12], exc)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
@@ -164,7 +163,9 @@ class DockerSandbox:
 
     def _create(
         self, spec: ContainerSpec, socket_dir: Path, logs: LogBuffer
-    ) -> tuple[DockerContainer, threading.Thread]:
+    ) -> tuple[DockerContainer, Any]:
+        """Create and start the container; it and its attach socket, on which its output
+        arrives from the start."""
         memory = f"{spec.memory_mb}m"
         common: dict[str, Any] = {
             "name": f"hr_{_safe(self.invoker_id)}_{_safe(spec.name)}_{uuid.uuid4().hex[:8]}",
@@ -208,16 +209,14 @@ class DockerSandbox:
         except docker.errors.DockerException as exc:
             raise ProvisionError(f"could not create a container: {exc}") from None
         params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
-        sock = self._client.api.attach_socket(str(container.id), params=params)
-        reader = threading.Thread(target=_pump, args=(sock, logs), daemon=True)
-        reader.start()
         try:
+            sock = self._client.api.attach_socket(str(container.id), params=params)
             container.start()
         except docker.errors.DockerException as exc:
             with contextlib.suppress(docker.errors.DockerException):
                 container.remove(force=True)
             raise ProvisionError(f"could not start a container: {exc}") from None
-        return container, reader
+        return container, sock
 
     async def start(self, spec: ContainerSpec) -> DockerActionContainer:
         socket_dir = self.socket_root / uuid.uuid4().hex[:12]
@@ -225,15 +224,21 @@ class DockerSandbox:
         socket_dir.chmod(0o777)
         logs = LogBuffer()
         try:
-            container, reader = await asyncio.to_thread(self._create, spec, socket_dir, logs)
+            container, sock = await asyncio.to_thread(self._create, spec, socket_dir, logs)
         except BaseException:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise
+        try:
+            output = await _Output.attach(sock, logs)
+        except BaseException:
+            await asyncio.to_thread(_remove, container)
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
         if spec.kind == BLACKBOX_KIND:
             proxy = ProxyClient(tcp=("127.0.0.1", await asyncio.to_thread(_host_port, container)))
         else:
             proxy = ProxyClient(socket_dir / SOCKET_NAME)
-        action = DockerActionContainer(spec, container, socket_dir, logs, reader, proxy)
+        action = DockerActionContainer(spec, container, socket_dir, logs, output, proxy)
         try:
             await action.wait_ready(self.start_timeout_s)
         except BaseException:
@@ -245,20 +250,68 @@ class DockerSandbox:
         await asyncio.to_thread(self._client.close)
 
 
-def _pump(sock: Any, logs: LogBuffer) -> None:
-    """Thread: move the container's multiplexed output into the log buffer until it ends,
-    then close the attach socket (the SDK's stream wrappers leave it open at EOF)."""
-    try:
-        for stream_id, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
-            stream = "stderr" if stream_id == STDERR else "stdout"
-            logs.feed_threadsafe(stream, data.decode("utf-8", errors="replace"))
-    except Exception as exc:  # the stream breaks when the container is removed
-        log.debug("log stream ended: %s", exc)
-    finally:
-        for closable in (sock, getattr(sock, "_sock", None)):
-            if closable is not None:
-                with contextlib.suppress(Exception):
-                    closable.close()
+class _Output(asyncio.Protocol):
+    """A container's output, read on the event loop from the engine's attach stream: frames
+    of an 8-byte header (stream, three zero bytes, big-endian length) and the bytes written.
+    Each chunk the socket delivers is demultiplexed into the log buffer as it arrives."""
+
+    HEADER = 8
+
+    def __init__(self, logs: LogBuffer) -> None:
+        self._logs = logs
+        self._pending = bytearray()
+        self._decoders = {
+            stream: codecs.getincrementaldecoder("utf-8")(errors="replace")
+            for stream in ("stdout", "stderr")
+        }
+        self._transport: asyncio.BaseTransport | None = None
+        self.ended = False  # the engine closes the stream when the container's process ends
+
+    @classmethod
+    async def attach(cls, sock: Any, logs: LogBuffer) -> _Output:
+        """Take over the SDK's attach socket: a file-like wrapper around a connected socket,
+        closed here so that the transport alone owns the socket (a socket closes only once
+        every wrapper of it has)."""
+        raw = getattr(sock, "_sock", sock)
+        if raw is not sock:
+            sock.close()
+        raw.setblocking(False)
+        output = cls(logs)
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: output, sock=raw)
+        return output
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._pending
+        pending += data
+        start = 0
+        while len(pending) - start >= self.HEADER:
+            length = int.from_bytes(pending[start + 4 : start + 8], "big")
+            end = start + self.HEADER + length
+            if end > len(pending):
+                break
+            stream = "stderr" if pending[start] == STDERR else "stdout"
+            text = self._decoders[stream].decode(bytes(pending[start + self.HEADER : end]))
+            if text:
+                self._logs.feed(stream, text)
+            start = end
+        del pending[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        if exc is not None:
+            log.debug("log stream ended: %s", exc)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _remove(container: DockerContainer) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        container.remove(force=True)
 
 
 def _host_port(container: DockerContainer) -> int:

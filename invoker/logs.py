@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,13 +63,19 @@ class LogCollection:
         self.lines.append(format_line(line.time, line.stream, line.text))
 
 
+TAG_START, TAG_END = "\x1e", "\x1f"  # a line of one concurrent activation: \x1e<id>\x1fline
+FINISHED_KEPT = 4096  # ids of collected activations whose late lines are dropped
+
+
 class LogBuffer:
-    """Receives lines from a container's stdout/stderr (in any thread via `feed_threadsafe`)
-    and hands out one activation's worth, framed by the sentinels."""
+    """Receives lines from a container's stdout/stderr (on the event loop) and hands out one
+    activation's worth, framed by the sentinels. Lines a proxy tagged with an activation id
+    (activations sharing a container) are kept apart, per activation."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[LogLine] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
+        self._tagged: dict[str, asyncio.Queue[LogLine]] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._partial = dict.fromkeys(STREAMS, "")
 
     def feed(self, stream: str, chunk: str, time_: str | None = None) -> None:
@@ -78,46 +84,69 @@ class LogBuffer:
         *complete, self._partial[stream] = data.split("\n")
         stamp = time_ or timestamp()
         for text in complete:
-            self._queue.put_nowait(LogLine(stamp, stream, text))
-
-    def feed_threadsafe(self, stream: str, chunk: str) -> None:
-        stamp = timestamp()
-        with contextlib.suppress(RuntimeError):  # loop closed: nobody is listening any more
-            self._loop.call_soon_threadsafe(self.feed, stream, chunk, stamp)
+            queue = self._queue
+            if text.startswith(TAG_START) and TAG_END in text:
+                activation, text = text[1:].split(TAG_END, 1)
+                if activation in self._finished:
+                    continue  # written after its activation ended: nobody's any more
+                queue = self._tagged.setdefault(activation, asyncio.Queue())
+            queue.put_nowait(LogLine(stamp, stream, text))
 
     def close(self) -> None:
         for stream in STREAMS:
             if self._partial[stream]:
                 self.feed(stream, "\n")
 
-    async def collect(self, limit_bytes: int, wait_s: float) -> LogCollection:
-        """Lines until a sentinel arrived on both streams (or `wait_s` passed)."""
-        collection = LogCollection()
-        seen: set[str] = set()
-        deadline = time.monotonic() + wait_s
-        while len(seen) < len(STREAMS):
-            if self._queue.empty():
-                remaining = deadline - time.monotonic()
-                try:
-                    if remaining <= 0:
-                        raise TimeoutError
-                    line = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    collection.complete = False
-                    break
-            else:
-                line = self._queue.get_nowait()
-            if line.text == SENTINEL:
-                seen.add(line.stream)
-            else:
-                collection.add(line, limit_bytes)
-        return collection
+    async def collect(
+        self, limit_bytes: int, wait_s: float, activation: str | None = None
+    ) -> LogCollection:
+        """Lines until a sentinel arrived on both streams (or `wait_s` passed): the untagged
+        ones, or those tagged with `activation`."""
+        if activation is None:
+            return await _collect(self._queue, limit_bytes, wait_s)
+        queue = self._tagged.setdefault(activation, asyncio.Queue())
+        try:
+            return await _collect(queue, limit_bytes, wait_s)
+        finally:
+            self._finish(activation)
 
-    def drain(self, limit_bytes: int) -> LogCollection:
+    def drain(self, limit_bytes: int, activation: str | None = None) -> LogCollection:
         """Everything buffered now, without waiting (after a crash: no sentinels will come)."""
+        queue = self._queue if activation is None else self._tagged.get(activation)
+        if activation is not None:
+            self._finish(activation)
         collection = LogCollection(complete=False)
-        while not self._queue.empty():
-            line = self._queue.get_nowait()
+        while queue is not None and not queue.empty():
+            line = queue.get_nowait()
             if line.text != SENTINEL:
                 collection.add(line, limit_bytes)
         return collection
+
+    def _finish(self, activation: str) -> None:
+        self._tagged.pop(activation, None)
+        self._finished[activation] = None
+        if len(self._finished) > FINISHED_KEPT:
+            self._finished.popitem(last=False)
+
+
+async def _collect(queue: asyncio.Queue[LogLine], limit_bytes: int, wait_s: float) -> LogCollection:
+    collection = LogCollection()
+    seen: set[str] = set()
+    deadline = time.monotonic() + wait_s
+    while len(seen) < len(STREAMS):
+        if queue.empty():
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                line = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                collection.complete = False
+                break
+        else:
+            line = queue.get_nowait()
+        if line.text == SENTINEL:
+            seen.add(line.stream)
+        else:
+            collection.add(line, limit_bytes)
+    return collection

@@ -35,9 +35,3 @@ def result_too_large(size: int, limit: int, prefix: str) -> str:
 
 def image_missing(image: str) -> str:
     return f"Failed to pull container image '{image}'."
-
-
-LOGS_SHARED = (
-    "Logs are not collected for an action whose limits.concurrency is above 1: activations "
-    "sharing its container interleave their output."
-)

@@ -138,11 +138,13 @@ class ProcessActionContainer:
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         return await self._proxy.post("/run", payload, timeout_s)
 
-    async def collect_logs(self, limit_bytes: int, wait_s: float) -> LogCollection:
+    async def collect_logs(
+        self, limit_bytes: int, wait_s: float, activation: str | None = None
+    ) -> LogCollection:
         if not self.alive():
             await asyncio.gather(*self._readers, return_exceptions=True)
-            return self._logs.drain(limit_bytes)
-        return await self._logs.collect(limit_bytes, wait_s)
+            return self._logs.drain(limit_bytes, activation)
+        return await self._logs.collect(limit_bytes, wait_s, activation)
 
     async def was_oom_killed(self) -> bool:
         with contextlib.suppress(TimeoutError):

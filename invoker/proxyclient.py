@@ -4,49 +4,54 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 
 from invoker.sandbox import Exchange, ProvisionError
 
-_BASE = "http://action"
+_UNREAD = (errno.EPIPE, errno.ECONNRESET)
+_JSON = {"Content-Type": "application/json"}
 
 
 class ProxyClient:
-    """One keep-alive connection pool per container."""
+    """One keep-alive connection pool per container (aiohttp: its pool stays cheap with a
+    hundred connections to one container, as a concurrent action has)."""
 
     def __init__(self, socket_path: Path | None = None, tcp: tuple[str, int] | None = None) -> None:
-        """Over a unix socket (our runtime images), or TCP (blackbox images on 8080)."""
+        """Over a unix socket (our runtime images), or TCP (blackbox images on 8080).
+        Constructed on the event loop that uses it."""
         self.socket_path = socket_path
         self.tcp = tcp
+        connector: aiohttp.BaseConnector
         if tcp is not None:
-            self._http = httpx.AsyncClient(base_url=f"http://{tcp[0]}:{tcp[1]}", timeout=None)
+            connector = aiohttp.TCPConnector(limit=0)
+            self._base = f"http://{tcp[0]}:{tcp[1]}"
         else:
-            self._http = httpx.AsyncClient(
-                transport=httpx.AsyncHTTPTransport(uds=str(socket_path)),
-                base_url=_BASE,
-                timeout=None,
-            )
+            connector = aiohttp.UnixConnector(path=str(socket_path), limit=0)
+            self._base = "http://action"
+        self._http = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        )
 
     async def post(self, path: str, payload: dict[str, Any], timeout_s: float) -> Exchange:
         body = json.dumps(payload, separators=(",", ":")).encode()
         started = time.monotonic()
         try:
-            response = await asyncio.wait_for(
-                self._http.post(path, content=body, headers={"content-type": "application/json"}),
-                timeout_s,
-            )
+            async with self._http.post(
+                self._base + path, data=body, headers=_JSON,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:  # fmt: skip
+                content = await response.read()
         except TimeoutError:
             return Exchange(None, b"", _ms_since(started), timed_out=True)
-        except (httpx.ConnectError, httpx.WriteError):  # the request never reached the proxy
-            return Exchange(None, b"", _ms_since(started), delivered=False)
-        except httpx.HTTPError:
-            return Exchange(None, b"", _ms_since(started))
-        return Exchange(response.status_code, response.content, _ms_since(started))
+        except aiohttp.ClientError as exc:
+            return Exchange(None, b"", _ms_since(started), delivered=_reached(exc))
+        return Exchange(response.status, content, _ms_since(started))
 
     async def wait_ready(self, timeout_s: float, alive: Any = None) -> None:
         """Poll `GET /health` until the proxy answers; ProvisionError after `timeout_s`.
@@ -93,7 +98,16 @@ class ProxyClient:
                 await writer.wait_closed()
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
+
+
+def _reached(exc: aiohttp.ClientError) -> bool:
+    """Whether a failed request may have reached the action. Not when the connection could
+    not be made, the write found the peer gone (EPIPE), or the peer closed with our request
+    unread in its buffer (ECONNRESET: a proxy that read it and then died closes cleanly)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return False
+    return not (isinstance(exc, aiohttp.ClientOSError) and exc.errno in _UNREAD)
 
 
 def _ms_since(started: float) -> int:

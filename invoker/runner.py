@@ -182,14 +182,14 @@ class Runner:
             oom = exchange.status is None and await container.was_oom_killed()
             failed = classify_init(exchange, timeout_ms, oom=oom)
             if failed is not None:
-                return await self._finish(inv, slot, failed, start, init_time, answer)
+                return await self._finish(inv, slot, failed, start, init_time, answer, ran=False)
             self.pool.initialized(slot)
         exchange = await container.run(run_payload(inv, deadline), timeout_ms / 1000)
         if retry and warm and not exchange.delivered:
             raise _Undelivered
         oom = exchange.status is None and await container.was_oom_killed()
         classified = classify_run(exchange, timeout_ms, inv.result_limit, oom=oom)
-        return await self._finish(inv, slot, classified, start, init_time, answer)
+        return await self._finish(inv, slot, classified, start, init_time, answer, ran=True)
 
     async def _finish(
         self,
@@ -199,7 +199,10 @@ class Runner:
         start: int,
         init_time: int | None,
         answer: Answer | None,
+        *,
+        ran: bool,
     ) -> Result:
+        """The result of a finished exchange (`ran`: /run was called, not only /init)."""
         result = Result(
             activation_id=inv.activation_id,
             namespace=inv.namespace,
@@ -222,16 +225,20 @@ class Runner:
             self.pool.finish(slot)  # the next activation of its key waits for it
         if answer is not None:
             await self._answer(answer, result)
-        if slot.capacity > 1:
-            # Activations sharing a container interleave their output: none can be told
-            # apart, so none is kept (as OpenWhisk does), and the record says why.
-            await slot.container.collect_logs(0, 0)
-            logs = LogCollection(lines=[format_line(timestamp(), "stderr", messages.LOGS_SHARED)])
+        limit = inv.action.limits.logs * MB
+        shared = slot.capacity > 1
+        if shared and ran:
+            # Activations sharing a container: the proxy tags each one's lines with its id.
+            logs = await self._logs(slot.container, limit, wait=keep, activation=inv.activation_id)
+            if init_time is not None:  # what the initialisation wrote comes untagged, first
+                init = await slot.container.collect_logs(limit, 0)
+                logs.lines[:0] = init.lines
         else:
-            logs = await self._logs(slot.container, inv.action.limits.logs * MB, wait=keep)
+            logs = await self._logs(slot.container, limit, wait=keep)
         if c.outcome is Outcome.DEVELOPER_ERROR:
             logs.lines.append(format_line(timestamp(), "stderr", DEVELOPER_ERROR_LINE))
-        if keep and logs.complete:
+        # A shared container stays, whatever one activation's logs: the others run in it.
+        if keep and (logs.complete or shared):
             await self.pool.release(slot)
         else:
             await self.pool.discard(slot)
@@ -243,8 +250,11 @@ class Runner:
         except Exception as exc:  # the record still reaches the caller, a little later
             log.warning("activation %s: could not answer early: %s", result.activation_id, exc)
 
-    async def _logs(self, container: Container, limit: int, *, wait: bool) -> LogCollection:
-        collection = await container.collect_logs(limit, self.log_wait_s if wait else 0.2)
+    async def _logs(
+        self, container: Container, limit: int, *, wait: bool, activation: str | None = None
+    ) -> LogCollection:
+        wait_s = self.log_wait_s if wait else 0.2
+        collection = await container.collect_logs(limit, wait_s, activation)
         if limit == 0:
             collection.lines = []
         return collection

@@ -55,8 +55,12 @@ class Container(Protocol):
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
         """POST /run."""
 
-    async def collect_logs(self, limit_bytes: int, wait_s: float) -> LogCollection:
-        """The log lines written since the last collection, up to the sentinels."""
+    async def collect_logs(
+        self, limit_bytes: int, wait_s: float, activation: str | None = None
+    ) -> LogCollection:
+        """The log lines written since the last collection, up to the sentinels; with
+        `activation`, the lines its proxy tagged as that activation's (it shares the
+        container with others)."""
 
     async def was_oom_killed(self) -> bool:
         """Whether the container was killed for exceeding its memory limit."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -237,39 +236,6 @@ async def test_truncation_keeps_reading_to_the_sentinels() -> None:
     assert parsed(two.lines) == [("stdout", "next activation")]
 
 
-async def test_feed_threadsafe_from_another_thread() -> None:
-    buffer = LogBuffer()
-    window: list[int] = []
-
-    def produce() -> None:
-        window.append(time.time_ns())
-        buffer.feed_threadsafe("stdout", "from a ")
-        buffer.feed_threadsafe("stdout", "thread\n")
-        buffer.feed_threadsafe("stderr", "err\n" + SENTINEL + "\n")
-        buffer.feed_threadsafe("stdout", SENTINEL + "\n")
-        window.append(time.time_ns())
-
-    thread = threading.Thread(target=produce)
-    thread.start()
-    collection = await buffer.collect(1 << 20, wait_s=10.0)
-    thread.join()
-    assert collection.complete
-    assert sorted(parsed(collection.lines)) == [("stderr", "err"), ("stdout", "from a thread")]
-    for line in collection.lines:  # stamped when fed, in the producing thread
-        assert window[0] <= epoch_ns(line[:30]) <= window[1]
-
-
-def test_feed_threadsafe_after_the_loop_closed_is_ignored() -> None:
-    loop = asyncio.new_event_loop()
-
-    async def make() -> LogBuffer:
-        return LogBuffer()
-
-    buffer = loop.run_until_complete(make())
-    loop.close()
-    buffer.feed_threadsafe("stdout", "nobody listens\n")  # must not raise
-
-
 async def test_close_flushes_unterminated_lines() -> None:
     buffer = LogBuffer()
     buffer.feed("stdout", "no newline")
@@ -299,3 +265,48 @@ async def test_drain_applies_the_limit() -> None:
     assert collection.truncated
     assert parsed(collection.lines) == [("stderr", "abcdefghij"), ("stderr", truncation_line(15))]
     assert buffer.drain(15).lines == []
+
+
+# Activations sharing a container: lines tagged \x1e<id>\x1f by the proxy.
+
+
+def tag(activation: str, text: str) -> str:
+    return f"\x1e{activation}\x1f{text}\n"
+
+
+async def test_tagged_lines_are_collected_per_activation() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", "untagged, from the initialisation\n")
+    buffer.feed("stdout", tag("a", "one of a") + tag("b", "one of b"))
+    buffer.feed("stderr", tag("b", "two of b") + tag("b", SENTINEL))
+    buffer.feed("stdout", tag("b", SENTINEL) + tag("a", "two of a"))
+    buffer.feed("stdout", tag("a", SENTINEL))
+    buffer.feed("stderr", tag("a", SENTINEL))
+
+    b = await buffer.collect(1 << 20, wait_s=1.0, activation="b")
+    a = await buffer.collect(1 << 20, wait_s=1.0, activation="a")
+    assert (a.complete, b.complete) == (True, True)
+    assert parsed(a.lines) == [("stdout", "one of a"), ("stdout", "two of a")]
+    assert sorted(parsed(b.lines)) == [("stderr", "two of b"), ("stdout", "one of b")]
+    untagged = buffer.drain(1 << 20)
+    assert parsed(untagged.lines) == [("stdout", "untagged, from the initialisation")]
+
+
+async def test_lines_after_an_activation_was_collected_are_dropped() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", tag("a", "mine") + tag("a", SENTINEL))
+    buffer.feed("stderr", tag("a", SENTINEL))
+    assert parsed((await buffer.collect(1 << 20, 1.0, "a")).lines) == [("stdout", "mine")]
+    buffer.feed("stdout", tag("a", "a timer it left behind"))
+    assert buffer.drain(1 << 20, "a").lines == []
+    assert buffer.drain(1 << 20).lines == []  # nor does it land among the untagged ones
+
+
+async def test_an_activation_whose_sentinels_never_come_times_out_alone() -> None:
+    buffer = LogBuffer()
+    buffer.feed("stdout", tag("a", "started") + tag("b", "done") + tag("b", SENTINEL))
+    buffer.feed("stderr", tag("b", SENTINEL))
+    a = await buffer.collect(1 << 20, wait_s=0.1, activation="a")
+    b = await buffer.collect(1 << 20, wait_s=0.1, activation="b")
+    assert (a.complete, parsed(a.lines)) == (False, [("stdout", "started")])
+    assert (b.complete, parsed(b.lines)) == (True, [("stdout", "done")])

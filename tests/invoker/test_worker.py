@@ -19,7 +19,6 @@ import pytest
 from redis.asyncio import Redis
 
 from invoker.codecache import CodeCache
-from invoker.messages import LOGS_SHARED
 from invoker.pool import ContainerPool
 from invoker.protocol import (
     FIELD,
@@ -355,8 +354,40 @@ async def test_a_concurrent_action_runs_many_activations_in_few_containers(
     assert len({v["pid"] for v in values}) <= 3  # one container, or a few while they start
     assert {v["concurrent"] for v in values} == {"true"}
     assert peak_running(results) == 40  # all at once, not one after another
+
+
+LOGGING_AFTER = """
+function main(p) {
+  console.log(`start ${p.n}`);
+  process.stdout.write(`part ${p.n} `);
+  return new Promise(r => setTimeout(() => {
+    process.stdout.write(`of ${p.n}\\n`);
+    console.error(`end ${p.n}`);
+    setTimeout(() => console.log(`late ${p.n}`), 20);  // after its activation: nobody's
+    r({n: p.n, pid: process.pid});
+  }, 1000 + 20 * p.n));
+}
+"""
+
+
+async def test_activations_sharing_a_container_each_get_their_own_logs(
+    harness: Harness,
+) -> None:
+    worker = harness.worker(slots=64)
+    invocations = [
+        await harness.invocation(LOGGING_AFTER, {"n": n}, concurrency=50) for n in range(20)
+    ]
+    await harness.enqueue("inv-1", *invocations)
+    await harness.burst(worker)
+
+    results = await harness.results()
+    assert len(results) == 20
+    assert all(r.outcome is Outcome.SUCCESS for r in results), [r.result for r in results]
+    assert peak_running(results) > 1
     for result in results:
-        assert texts(result) == [("stderr", LOGS_SHARED)]
+        n = result.result["n"]  # type: ignore[call-overload]
+        own = [("stdout", f"start {n}"), ("stdout", f"part {n} of {n}"), ("stderr", f"end {n}")]
+        assert sorted(texts(result)) == sorted(own), (n, result.logs)
 
 
 async def test_more_work_than_memory_queues_in_order_without_thrashing(

@@ -2,6 +2,7 @@
 // Homerun action proxy for Node.js. Speaks the OpenWhisk /init and /run JSON protocol over HTTP/1.1
 // on a unix socket (env HOMERUN_SOCKET). Standard library only: it runs inside minimal images.
 
+const { AsyncLocalStorage } = require('async_hooks');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
@@ -28,6 +29,45 @@ class HttpError extends Error {
 }
 
 let action = null; // the function named by `main`, once /init has succeeded
+
+// ---- logs of concurrent activations ------------------------------------------------------------
+// With __OW_ALLOW_CONCURRENT=true, activations overlap in this process. Every line one of them
+// writes (console or process.stdout/stderr, also from callbacks it started) is tagged with its
+// activation id, `\x1e<id>\x1f<line>`, and so are its sentinels: the invoker gives each
+// activation its own lines. Output outside any activation stays untagged.
+
+const TAG_START = '\x1e';
+const TAG_END = '\x1f';
+const activation = new AsyncLocalStorage(); // { id, partial: { stdout, stderr } } of the running one
+const writers = {
+  stdout: process.stdout.write.bind(process.stdout),
+  stderr: process.stderr.write.bind(process.stderr),
+};
+
+function tagged(id, line) {
+  return `${TAG_START}${id}${TAG_END}${line}\n`;
+}
+
+function tagOutput() {
+  for (const name of ['stdout', 'stderr']) {
+    process[name].write = (chunk, encoding, callback) => {
+      if (typeof encoding === 'function') [callback, encoding] = [encoding, undefined];
+      const current = activation.getStore();
+      if (current === undefined) return writers[name](chunk, encoding, callback);
+      const text =
+        typeof chunk === 'string' && (!encoding || encoding === 'utf8')
+          ? chunk
+          : Buffer.from(chunk, encoding).toString('utf8');
+      const lines = (current.partial[name] + text).split('\n');
+      current.partial[name] = lines.pop(); // a line is written once it is complete
+      if (lines.length === 0) {
+        if (callback) process.nextTick(callback);
+        return true;
+      }
+      return writers[name](lines.map((line) => tagged(current.id, line)).join(''), callback);
+    };
+  }
+}
 
 // ---- zip archives -------------------------------------------------------------------------------
 
@@ -225,10 +265,19 @@ async function run(message) {
   return body === null ? [502, JSON.stringify({ error: NOT_A_DICTIONARY })] : [200, body];
 }
 
-function writeSentinels() {
-  // Resolves once both sentinels (and so everything the action wrote before) reached fd 1 and 2.
-  const write = (stream) => new Promise((resolve) => stream.write(SENTINEL, () => resolve()));
-  return Promise.all([write(process.stdout), write(process.stderr)]);
+function writeSentinels(current) {
+  // Resolves once both sentinels (and so everything the action wrote before) reached fd 1 and 2;
+  // tagged, after the activation's unfinished lines, when activations run concurrently.
+  const write = (name) =>
+    new Promise((resolve) => {
+      let text = SENTINEL;
+      if (current !== undefined) {
+        const rest = current.partial[name];
+        text = (rest ? tagged(current.id, rest) : '') + tagged(current.id, SENTINEL.trimEnd());
+      }
+      writers[name](text, () => resolve());
+    });
+  return Promise.all([write('stdout'), write('stderr')]);
 }
 
 // ---- HTTP -----------------------------------------------------------------------------------
@@ -277,10 +326,18 @@ async function handle(request, response) {
     } else if (route === 'POST /run') {
       let status;
       let body;
+      let current;
       try {
-        [status, body] = await run(await parseJson(request));
+        const message = await parseJson(request);
+        const id = message && typeof message === 'object' ? message.activation_id : undefined;
+        if (process.env.__OW_ALLOW_CONCURRENT === 'true' && typeof id === 'string') {
+          current = { id, partial: { stdout: '', stderr: '' } };
+          [status, body] = await activation.run(current, () => run(message));
+        } else {
+          [status, body] = await run(message);
+        }
       } finally {
-        await writeSentinels(); // also when the request was refused: the invoker waits for them
+        await writeSentinels(current); // also when the request was refused: the invoker waits for them
       }
       send(response, status, body);
     } else if (['/health', '/init', '/run'].includes(request.url.split('?', 1)[0])) {
@@ -327,4 +384,5 @@ function listen() {
   process.on('SIGINT', stop);
 }
 
+tagOutput();
 listen();
