@@ -15,7 +15,8 @@ round starts no container (at most a few rounds). Anything but a 200 is counted;
 whose run saw one, or saw a container start while it was measured, carries a `note`.
 
 Figures (value vs baseline):
-  warm_p50_ms, warm_p99_ms      blocking noop through the OpenWhisk API
+  warm_p50_ms, warm_p99_ms      blocking noop (limits.concurrency=1, as every noop here but
+                                conc100) through the OpenWhisk API
                                 (`POST .../actions/noop?blocking=true`, Basic auth), c=1, vs
                                 `POST /run` straight into a warm container of that action
                                 (over its unix socket), in alternating blocks of 50

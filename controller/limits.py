@@ -25,12 +25,11 @@ class SystemLimits(BaseModel):
     logs_min: int = Field(0, ge=0)
     logs_max: int = Field(10, ge=0)
     logs_default: int = Field(10, ge=0)
-    # Activations one container runs at once, for kinds whose proxy can (nodejs). Adobe
-    # allows 1-500 (default 200); the default here stays 1, since the logs of activations
-    # sharing a container cannot be told apart.
+    # Activations one container runs at once, for kinds whose proxy can (nodejs; the others
+    # run one at a time whatever the default). Adobe's range and default: 1-500, 200.
     concurrency_min: int = Field(1, ge=1)
     concurrency_max: int = Field(500, ge=1)
-    concurrency_default: int = Field(1, ge=1)
+    concurrency_default: int = Field(200, ge=1)
 
     code_max_bytes: int = Field(22 * MB, ge=1)
     parameters_max_bytes: int = Field(1 * MB, ge=1)

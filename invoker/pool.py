@@ -176,6 +176,11 @@ class ContainerPool:
         released (or discarded) shortly, and another activation of its key waits for it."""
         slot.finishing = True
 
+    def retire(self, slot: Slot) -> None:
+        """The container must go once the caller is done with it (`discard`): from now on no
+        other activation joins it."""
+        self._forget(slot)
+
     async def _start(self, key: WarmKey, spec: ContainerSpec, capacity: int) -> Slot:
         """A new container for `key` (its memory reserved), shared once it is initialised."""
         slot = Slot(spec.memory_mb, key, capacity)
@@ -246,6 +251,16 @@ class ContainerPool:
             return
         async with self._changed:
             self._changed.notify_all()
+
+    async def unused(self, slot: Slot) -> None:
+        """The caller took `slot` but runs nothing in it after all: warm, it goes back as
+        it was; a container nothing was initialised in goes."""
+        if slot.initialized:
+            slot.active -= 1
+            async with self._changed:
+                self._changed.notify_all()
+        else:
+            await self.discard(slot)
 
     async def discard(self, slot: Slot) -> None:
         """An activation is done with a container that must go (after a developer or internal

@@ -63,6 +63,8 @@ def warm_key(inv: Invocation) -> WarmKey:
 
 # Receives an activation's result as soon as it is known, before its logs.
 Answer = Callable[[Result], Awaitable[None]]
+# Marks an activation as started (True), or says it must not start (False).
+Claim = Callable[[], Awaitable[bool]]
 
 
 class _Undelivered(Exception):
@@ -83,12 +85,16 @@ class Runner:
         self.invoker_id = invoker_id
         self.log_wait_s = log_wait_s
 
-    async def execute(self, inv: Invocation, answer: Answer | None = None) -> Result:
+    async def execute(
+        self, inv: Invocation, answer: Answer | None = None, claim: Claim | None = None
+    ) -> Result | None:
         """Run `inv`; `answer`, if given, gets the result as soon as it is known, before the
-        logs are collected (the blocking caller's answer)."""
+        logs are collected (the blocking caller's answer). `claim`, if given, is asked once a
+        container is ready for it, just before it starts: when it says no, `inv` does not run
+        and there is no result (None)."""
         started = now_ms()
         try:
-            return await self._execute(inv, answer)
+            return await self._execute(inv, answer, claim)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -104,7 +110,9 @@ class Runner:
             start=start, end=now_ms(), invoker=self.invoker_id,
         )  # fmt: skip
 
-    async def _execute(self, inv: Invocation, answer: Answer | None) -> Result:
+    async def _execute(
+        self, inv: Invocation, answer: Answer | None, claim: Claim | None
+    ) -> Result | None:
         action = inv.action
         spec = ContainerSpec(
             action.kind, action.image, action.limits.memory, name=action.name,
@@ -131,6 +139,11 @@ class Runner:
                 return self._failure(
                     inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms()
                 )
+            if claim is not None:
+                claimed, claim = await claim(), None  # asked once, before the first start
+                if not claimed:
+                    await self.pool.unused(slot)
+                    return None
             try:
                 return await self._in_container(inv, slot, warm, code, answer, retry=reuse)
             except _Undelivered:
@@ -223,6 +236,8 @@ class Runner:
         keep = c.outcome.keeps_container
         if keep:
             self.pool.finish(slot)  # the next activation of its key waits for it
+        else:
+            self.pool.retire(slot)  # nothing joins it while its logs are read
         if answer is not None:
             await self._answer(answer, result)
         limit = inv.action.limits.logs * MB

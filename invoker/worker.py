@@ -218,21 +218,31 @@ class Worker:
             await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
             await self.redis.xdel(self.keys.queue(self.id), entry_id)
             return
-        claimed = await self._retrying(
-            f"claiming {inv.activation_id}",
-            lambda: self._claim(
-                keys=[self.keys.queue(self.id), self.keys.running(self.id)],
-                args=[entry_id, inv.activation_id],
-            ),
-        )
-        if claimed is None:  # Redis is gone: the entry stays pending for a later life
-            return
-        if not claimed:  # the reaper moved it elsewhere
-            await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
-            return
+        claimed: list[int | None] = []
+
+        async def claim() -> bool:
+            """Mark it started once its container is ready (until then, a crash of this
+            invoker leaves it to run elsewhere, not to be recorded as lost)."""
+            claimed.append(
+                await self._retrying(
+                    f"claiming {inv.activation_id}",
+                    lambda: self._claim(
+                        keys=[self.keys.queue(self.id), self.keys.running(self.id)],
+                        args=[entry_id, inv.activation_id],
+                    ),
+                )
+            )
+            return bool(claimed[0])
+
         try:
-            result = await self.runner.execute(inv, self._answer if inv.reply_to else None)
+            result = await self.runner.execute(inv, self._answer if inv.reply_to else None, claim)
+            if result is None:
+                if claimed == [0]:  # the reaper moved it elsewhere
+                    await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
+                return  # or Redis is gone: the entry stays pending for a later life
         except asyncio.CancelledError:
+            if claimed != [1]:  # it never started: it stays queued, for another invoker
+                raise
             result = Result.failure(
                 inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,
                 start=now_ms(), end=now_ms(), invoker=self.id,

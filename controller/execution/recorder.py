@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,9 +20,10 @@ from invoker.protocol import FIELD, RECORDERS_GROUP, Keys, Reply, Result
 log = logging.getLogger(__name__)
 
 Transaction = Callable[[], Any]  # an async context manager factory yielding a session
-Notify = Callable[[Result], Awaitable[None]]
-"""`notify` runs once a result is recorded (remote waiters read the record); `early_notify`
-runs before, for waiters in this process, which get the result itself."""
+Notify = Callable[[Pipeline, Result], None]
+"""`notify` queues, on the pipeline that acknowledges a batch of recorded results, what follows
+each (its in-flight mark goes, remote waiters hear of it); `early_notify` runs before they
+are recorded, for waiters in this process, which get the result itself."""
 
 CLAIM_IDLE_MS = 30_000
 
@@ -109,16 +111,17 @@ class Recorder:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.keys.results, RECORDERS_GROUP, *ids)
             pipe.xdel(self.keys.results, *ids)
+            for result in results:
+                self.notify(pipe, result)
             await pipe.execute()
-        for result in results:
-            await self.notify(result)
 
     async def _store(self, session: AsyncSession, results: list[Result]) -> None:
         await activations.record_all(session, results)
 
 
-async def publish_reply(redis: Redis, keys: Keys, result: Result) -> None:
+def queue_reply(pipe: Pipeline, keys: Keys, result: Result) -> None:
+    """Tell the controller the caller waits in that the record is written."""
     if result.reply_to:
-        await redis.publish(
+        pipe.publish(
             keys.replies(result.reply_to), Reply(activation_id=result.activation_id).encode()
         )

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from controller.clock import now_ms
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import InvalidInput
 from controller.execution.dispatch import Admission, Dispatcher, Stale
 from controller.execution.reaper import reap_forever
-from controller.execution.recorder import Recorder, Transaction, publish_reply
+from controller.execution.recorder import Recorder, Transaction, queue_reply
 from controller.execution.tasks import cancel_all
 from controller.execution.throttle import IN_FLIGHT_SLACK_MS, Throttle
 from controller.execution.waiters import Waiters
@@ -132,10 +133,11 @@ class Executor:
         if result.reply_to == self.id:
             self.waiters.resolve(result.activation_id, result)
 
-    async def _notify(self, result: Result) -> None:
-        await self.throttle.release(result.namespace, result.activation_id)
+    def _notify(self, pipe: Pipeline, result: Result) -> None:
+        """What follows a recorded result, on the recorder's pipeline."""
+        self.throttle.release(pipe, result.namespace, result.activation_id)
         if result.reply_to and result.reply_to != self.id:
-            await publish_reply(self.redis, self.keys, result)
+            queue_reply(pipe, self.keys, result)
 
     def image_of(self, action: Action) -> str:
         if action.exec.kind == BLACKBOX_KIND and action.exec.image:

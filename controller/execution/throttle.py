@@ -6,6 +6,7 @@ that enqueues them; fires and sequences are counted here."""
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from controller.errors import HomerunError
 from invoker.protocol import Keys
@@ -46,5 +47,6 @@ class Throttle:
         if count > allowed:
             raise Throttled(rate_message(count, allowed))
 
-    async def release(self, namespace: str, activation_id: str) -> None:
-        await self.redis.zrem(self.keys.throttle(f"inflight:{namespace}"), activation_id)
+    def release(self, pipe: Pipeline, namespace: str, activation_id: str) -> None:
+        """Queue, on `pipe`, the end of an activation's in-flight mark."""
+        pipe.zrem(self.keys.throttle(f"inflight:{namespace}"), activation_id)

@@ -155,18 +155,19 @@ def test_check_unique_keys() -> None:
 
 
 def test_resolve_limits_defaults() -> None:
-    assert resolve_limits(None, None, SYSTEM) == ActionLimits(60_000, 256, 10, 1)
-    assert resolve_limits(LimitsSpec(), None, SYSTEM) == ActionLimits(60_000, 256, 10, 1)
+    # Adobe's defaults: 200 activations at once in a container of a kind that can
+    assert resolve_limits(None, None, SYSTEM) == ActionLimits(60_000, 256, 10, 200)
+    assert resolve_limits(LimitsSpec(), None, SYSTEM) == ActionLimits(60_000, 256, 10, 200)
 
 
 def test_resolve_limits_defaults_follow_system_limits() -> None:
     system = SystemLimits(timeout_default=1000, memory_default=512, logs_default=0)
-    assert resolve_limits(None, None, system) == ActionLimits(1000, 512, 0, 1)
+    assert resolve_limits(None, None, system) == ActionLimits(1000, 512, 0, 200)
 
 
 def test_resolve_limits_supplied_values_win() -> None:
     requested = LimitsSpec(timeout=100, memory=4096, logs=0)
-    assert resolve_limits(requested, None, SYSTEM) == ActionLimits(100, 4096, 0, 1)
+    assert resolve_limits(requested, None, SYSTEM) == ActionLimits(100, 4096, 0, 200)
 
 
 def test_resolve_limits_keeps_current_values_not_supplied() -> None:
@@ -178,12 +179,12 @@ def test_resolve_limits_keeps_current_values_not_supplied() -> None:
 @pytest.mark.parametrize(
     ("requested", "resolved"),
     [
-        (LimitsSpec(timeout=100), ActionLimits(100, 256, 10)),
-        (LimitsSpec(timeout=10_800_000), ActionLimits(10_800_000, 256, 10)),
-        (LimitsSpec(memory=128), ActionLimits(60_000, 128, 10)),
-        (LimitsSpec(memory=4096), ActionLimits(60_000, 4096, 10)),
-        (LimitsSpec(logs=0), ActionLimits(60_000, 256, 0)),
-        (LimitsSpec(logs=10), ActionLimits(60_000, 256, 10)),
+        (LimitsSpec(timeout=100), ActionLimits(100, 256, 10, 200)),
+        (LimitsSpec(timeout=10_800_000), ActionLimits(10_800_000, 256, 10, 200)),
+        (LimitsSpec(memory=128), ActionLimits(60_000, 128, 10, 200)),
+        (LimitsSpec(memory=4096), ActionLimits(60_000, 4096, 10, 200)),
+        (LimitsSpec(logs=0), ActionLimits(60_000, 256, 0, 200)),
+        (LimitsSpec(logs=10), ActionLimits(60_000, 256, 10, 200)),
         (LimitsSpec(concurrency=1), ActionLimits(60_000, 256, 10, 1)),
     ],
 )
@@ -222,9 +223,10 @@ def test_a_kind_that_runs_one_activation_at_a_time_has_concurrency_1() -> None:
     assert caught.value.message == (
         "limits.concurrency: concurrency 5 exceeds allowed threshold of 1"
     )
-    adobe = SystemLimits(concurrency_default=200)
-    assert resolve_limits(None, None, adobe).concurrency == 200
-    assert resolve_limits(None, None, adobe, concurrent=False).concurrency == 1
+    openwhisk = SystemLimits(concurrency_default=1)
+    assert resolve_limits(None, None, openwhisk).concurrency == 1
+    assert resolve_limits(None, None, SYSTEM).concurrency == 200
+    assert resolve_limits(None, None, SYSTEM, concurrent=False).concurrency == 1
     kept = ActionLimits(60_000, 256, 10, concurrency=50)  # a nodejs action turned python
     assert resolve_limits(None, kept, SYSTEM, concurrent=False).concurrency == 1
     assert (

@@ -359,6 +359,24 @@ async def test_a_concurrent_key_shares_one_container_even_while_it_starts(
     assert pool.stats() == PoolStats(idle=2, busy=0, stem_cells=0, memory_used_mb=256)
 
 
+async def test_a_retired_concurrent_container_takes_no_one_else(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    # One activation timed out in a shared container: until it is destroyed (after its logs
+    # are read) nothing may join it.
+    pool = make_pool()
+    key = replace(KEY, kind=NODE)
+    failed, _ = await pool.acquire(key, spec_of(key), capacity=3)
+    node = {"name": "hello", "main": "main", "code": "function main() { return {}; }"}
+    assert (await failed.container.init({"value": node}, 10)).status == 200
+    pool.initialized(failed)
+    pool.retire(failed)
+    other, warm = await pool.acquire(key, spec_of(key), capacity=3)
+    assert other is not failed and not warm
+    await pool.discard(failed)
+    assert failed.dropped and not other.dropped
+
+
 async def test_a_container_reading_its_logs_is_waited_for_not_duplicated(
     make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
 ) -> None:

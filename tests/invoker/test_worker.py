@@ -408,6 +408,24 @@ async def test_more_work_than_memory_queues_in_order_without_thrashing(
     assert sum(r.init_time is not None for r in results) == 2
 
 
+async def test_work_waiting_for_a_container_is_not_started_yet(harness: Harness) -> None:
+    # Room for one 128 MB container: the second activation waits for the first's. Until its
+    # container is ready it is not marked running, so a crash of the invoker then hands it to
+    # another one instead of recording it as lost.
+    worker = harness.worker(slots=4, budget_mb=128)
+    code = PID_AFTER % 1000
+    await harness.enqueue("inv-1", *[await harness.invocation(code, {"n": n}) for n in range(2)])
+    harness.start(worker)
+    running = harness.keys.running("inv-1")
+    await harness.until(lambda: harness.redis.hlen(running))
+    await asyncio.sleep(0.3)  # the first runs for a second: the second waits all that time
+    assert await harness.redis.hlen(running) == 1
+    assert await harness.redis.xlen(harness.keys.queue("inv-1")) == 2  # both taken, one runs
+    results = await harness.until(lambda: _at_least(harness, 2))
+    assert all(r.outcome is Outcome.SUCCESS for r in results), [r.result for r in results]
+    assert await harness.redis.hlen(running) == 0
+
+
 # Heartbeat and lifecycle.
 
 

@@ -70,7 +70,7 @@ class Notified:
         self.results: list[Result] = []
         self.early: list[Result] = []
 
-    async def __call__(self, result: Result) -> None:
+    def __call__(self, pipe: Any, result: Result) -> None:
         self.results.append(result)
 
     def early_notify(self, result: Result) -> None:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from controller.execution.tasks import cancel_all
 from controller.settings import Settings
 from homerun.cli import main
-from invoker.protocol import Keys, Outcome, live_invokers
+from invoker.protocol import FIELD, Keys, Outcome, live_invokers
 from tests.conftest import REDIS_URL, Headers, _reset
 from tests.controller.execution.test_cache import (
     ALICE,
@@ -81,12 +81,16 @@ class Pair:
         return [r for r in found if r["activationId"] not in self.warm_ups]
 
     async def completed(self, activation_id: str) -> None:
-        """Until the invoker has handed the result over: it leaves the invoker's running set
-        as it enters the results stream, in one script (COMPLETE_SCRIPT)."""
+        """Until the invoker has handed the result over: its entry leaves the invoker's queue
+        as the result enters the results stream, in one script (COMPLETE_SCRIPT). (It joins
+        the running set only once its container is ready, so that says nothing before.)"""
         (invoker,) = await live_invokers(self.redis, self.keys)
+        queue = self.keys.queue(invoker.id)
 
         async def handed_over() -> bool:
-            return not await self.redis.hexists(self.keys.running(invoker.id), activation_id)
+            entries = await self.redis.xrange(queue)
+            held = (fields.get(FIELD.encode(), b"") for _, fields in entries)
+            return not any(activation_id.encode() in raw for raw in held)
 
         await _until(handed_over, f"the invoker did not complete {activation_id}")
 

@@ -24,7 +24,8 @@ from tests.controller.api.openwhisk.support import (
 
 PutPackage = Callable[..., Awaitable[None]]
 NOT_FOUND = "The requested resource does not exist."
-DEFAULT_LIMITS = {"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1}
+# A nodejs action: Adobe's default of 200 activations at once per container.
+DEFAULT_LIMITS = {"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 200}
 SUMMARY_KEYS = {
     "namespace",
     "name",
@@ -285,11 +286,9 @@ async def test_limits_at_the_bounds_are_accepted(api: Actions, settings: Setting
     lim = settings.limits
     low = {"timeout": lim.timeout_min, "memory": lim.memory_min, "logs": lim.logs_min}
     high = {"timeout": lim.timeout_max, "memory": lim.memory_max, "logs": lim.logs_max}
-    assert (await api.create("low", node_action(limits=low)))["limits"] == {**low, "concurrency": 1}
-    assert (await api.create("high", node_action(limits=high)))["limits"] == {
-        **high,
-        "concurrency": 1,
-    }
+    low["concurrency"], high["concurrency"] = lim.concurrency_min, lim.concurrency_max
+    assert (await api.create("low", node_action(limits=low)))["limits"] == low
+    assert (await api.create("high", node_action(limits=high)))["limits"] == high
 
 
 async def test_parameters_over_the_size_limit_are_413(api: Actions) -> None:

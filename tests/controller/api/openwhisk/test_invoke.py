@@ -26,7 +26,7 @@ RECORD_KEYS = {
     "namespace", "name", "subject", "activationId", "start", "end", "duration", "response",
     "logs", "version", "publish", "annotations",
 }  # fmt: skip
-LIMITS = {"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 1}
+LIMITS = {"timeout": 60000, "memory": 256, "logs": 10, "concurrency": 200}  # nodejs defaults
 GREET = "function main(p) { console.log('hi', p.name); return {greeting: 'hello ' + p.name}; }"
 SLEEPY = "function main(p) { return new Promise(r => setTimeout(() => r({slept: p.ms}), p.ms)); }"
 BAD_WAIT = "Timeout must be number of milliseconds up to 60000."
