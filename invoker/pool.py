@@ -150,7 +150,7 @@ class ContainerPool:
                 self._warm.setdefault(key, []).append(self._lend(stem))
                 self._replenish(key.kind, key.memory_mb)
                 return stem, False
-            if await self._reserve(spec.memory_mb):
+            if await self._reserve(key, spec.memory_mb):
                 return await self._start(key, spec, capacity), False
 
     def _room(self, key: WarmKey) -> Slot | None:
@@ -282,12 +282,15 @@ class ContainerPool:
 
     # Memory budget.
 
-    async def _reserve(self, memory_mb: int) -> bool:
-        """Reserve memory for a new container, evicting idle ones if need be: True; False
-        after waiting for a change (a container came back, memory was freed), so that the
-        caller looks for a container to share first."""
+    async def _reserve(self, key: WarmKey, memory_mb: int) -> bool:
+        """Reserve memory for a new container of `key`, evicting idle ones if need be: True;
+        False after waiting for a change (a container came back, memory was freed), or when
+        one of the key's own containers is idle again, so that the caller looks for a
+        container to share first (evicting it to start its twin would be churn)."""
         async with self._changed:
             while self._used_mb + memory_mb > self.memory_budget_mb:
+                if any(slot.idle for slot in self._warm.get(key, ())):
+                    return False
                 victim = self._take_eviction_victim()
                 if victim is None:
                     await self._changed.wait()

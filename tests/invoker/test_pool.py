@@ -377,6 +377,23 @@ async def test_a_retired_concurrent_container_takes_no_one_else(
     assert failed.dropped and not other.dropped
 
 
+async def test_room_for_a_key_is_never_made_by_evicting_its_own_idle_container(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    # A task that found no room goes for memory; by the time it has the pool's lock, one of
+    # its key's containers may have come back. It must share that one, not evict it to start
+    # its twin: that churn once made a loaded invoker start a container every half second.
+    pool = make_pool(budget_mb=128)
+    slot, _ = await pool.acquire(KEY, spec_of(KEY))
+    await init(pool, slot)
+    await pool.release(slot)
+    assert not await pool._reserve(KEY, 128)
+    assert not slot.dropped
+    again, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert again is slot and warm
+    assert len(sandbox.started) == 1
+
+
 async def test_a_container_reading_its_logs_is_waited_for_not_duplicated(
     make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
 ) -> None:
