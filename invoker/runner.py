@@ -140,7 +140,11 @@ class Runner:
                     inv, Reason.PROVISION_FAILED, messages.PROVISION_FAILED, now_ms()
                 )
             if claim is not None:
-                claimed, claim = await claim(), None  # asked once, before the first start
+                try:
+                    claimed, claim = await claim(), None  # asked once, before the first start
+                except BaseException:
+                    await asyncio.shield(self.pool.unused(slot))
+                    raise
                 if not claimed:
                     await self.pool.unused(slot)
                     return None
