@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.api.app import create_app
 from controller.domain import TokenScope
-from controller.runtimes import load_manifest
+from controller.runtimes import Runtime, load_manifest
 from controller.services import credentials, namespaces
 from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
@@ -235,25 +235,28 @@ def _until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
         client.close()
 
 
-def _missing_images(sandbox: DockerSandbox, settings: Settings) -> list[str]:
+def _runtimes(settings: Settings) -> list[Runtime]:
     manifest = load_manifest(settings.runtimes_manifest)
-    return [
-        rt.kind
-        for runtimes in manifest.families.values()
-        for rt in runtimes
-        if not sandbox.image_exists(rt.image)
-    ]
+    return [rt for runtimes in manifest.families.values() for rt in runtimes]
+
+
+def _missing_images(sandbox: DockerSandbox, settings: Settings) -> list[str]:
+    return [rt.kind for rt in _runtimes(settings) if not sandbox.image_exists(rt.image)]
 
 
 def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
-    """Docker when an engine answers (building missing images first), else process;
+    """Docker when an engine answers (building missing images first, and rebuilding those
+    an older checkout built: the build script tags each with a hash of its proxy and
+    packages, and takes a fraction of a second when all are current), else process;
     `HOMERUN_INVOKER_SANDBOX` forces one."""
     if invoker.sandbox != "process" and DockerSandbox.available():
         sandbox = docker_sandbox(invoker)
         missing = _missing_images(sandbox, settings)
-        if missing and BUILD_SCRIPT.exists():
-            _say(f"building runtime images for {', '.join(missing)} (first start only)")
-            subprocess.run(["bash", str(BUILD_SCRIPT), *missing], check=False)
+        if BUILD_SCRIPT.exists():
+            if missing:
+                _say(f"building runtime images for {', '.join(missing)} (first start only)")
+            kinds = [rt.kind for rt in _runtimes(settings)]
+            subprocess.run(["bash", str(BUILD_SCRIPT), *kinds], check=False)
             missing = _missing_images(sandbox, settings)
         if not missing:
             _say("using the docker sandbox")
