@@ -97,9 +97,12 @@ def process(slot: Slot) -> ProcessActionContainer:
     return slot.container
 
 
-async def init(pool: ContainerPool, slot: Slot) -> None:
+NODE_CODE = "function main() { return {}; }"
+
+
+async def init(pool: ContainerPool, slot: Slot, code: str = CODE) -> None:
     """/init, then tell the pool, as the runner does."""
-    init = {"name": "hello", "main": "main", "code": CODE, "binary": False}
+    init = {"name": "hello", "main": "main", "code": code, "binary": False}
     exchange = await slot.container.init({"value": init}, 10)
     assert exchange.status == 200, exchange
     pool.initialized(slot)
@@ -340,12 +343,7 @@ async def test_a_concurrent_key_shares_one_container_even_while_it_starts(
     others = [asyncio.create_task(pool.acquire(key, spec_of(key), capacity=3)) for _ in range(2)]
     await asyncio.sleep(0.05)
     assert not any(task.done() for task in others)
-    exchange = await first.container.init(
-        {"value": {"name": "hello", "main": "main", "code": "function main() { return {}; }"}},
-        10,
-    )
-    assert exchange.status == 200
-    pool.initialized(first)
+    await init(pool, first, NODE_CODE)
     shared = [await task for task in others]
     assert all(slot is first and warm for slot, warm in shared)
     assert first.active == 3
@@ -367,9 +365,7 @@ async def test_a_retired_concurrent_container_takes_no_one_else(
     pool = make_pool()
     key = replace(KEY, kind=NODE)
     failed, _ = await pool.acquire(key, spec_of(key), capacity=3)
-    node = {"name": "hello", "main": "main", "code": "function main() { return {}; }"}
-    assert (await failed.container.init({"value": node}, 10)).status == 200
-    pool.initialized(failed)
+    await init(pool, failed, NODE_CODE)
     pool.retire(failed)
     other, warm = await pool.acquire(key, spec_of(key), capacity=3)
     assert other is not failed and not warm
