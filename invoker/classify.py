@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from invoker import messages
+from invoker import messages, wirejson
 from invoker.protocol import Outcome, Reason
 from invoker.sandbox import Exchange
 
@@ -19,9 +19,12 @@ class Classified:
 
 
 def _json(body: bytes) -> Any:
+    """The body's JSON; None if it is not JSON; Unfit if it is JSON no message can carry."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return wirejson.loads(body)
+    except wirejson.Unfit:
+        raise
+    except ValueError:
         return None
 
 
@@ -43,9 +46,10 @@ def classify_init(exchange: Exchange, timeout_ms: int, *, oom: bool) -> Classifi
         return _developer(messages.INIT_EXITED, Reason.INIT_FAILED)
     if exchange.status == 200:
         return None
-    body = _json(exchange.body)
-    if isinstance(body, dict) and "error" in body:
-        return _developer(body["error"], Reason.INIT_FAILED)
+    with contextlib.suppress(wirejson.Unfit):
+        body = _json(exchange.body)
+        if isinstance(body, dict) and "error" in body:
+            return _developer(body["error"], Reason.INIT_FAILED)
     return _developer(messages.init_failed(_text(exchange.body)), Reason.INIT_FAILED)
 
 
@@ -62,7 +66,10 @@ def classify_run(
         prefix = exchange.body[:result_limit].decode("utf-8", errors="ignore")
         message = messages.result_too_large(len(exchange.body), result_limit, prefix)
         return Classified(Outcome.APPLICATION_ERROR, {"error": message}, Reason.RESULT_TOO_LARGE)
-    body = _json(exchange.body)
+    try:
+        body = _json(exchange.body)
+    except wirejson.Unfit as exc:
+        return _developer(messages.unfit_response(str(exc)), Reason.BAD_RESULT)
     if exchange.status == 200:
         if isinstance(body, dict):
             if "error" in body:

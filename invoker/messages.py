@@ -7,6 +7,8 @@ RUN_EXITED = "The action did not produce a valid response and exited unexpectedl
 OOM = "The action exhausted its memory and was aborted."
 PROVISION_FAILED = "Failed to provision resources to run the action."
 ABANDONED = RUN_EXITED
+UNDECODABLE = "The invocation could not be decoded by the invoker; it did not run."
+UNENCODABLE = "The action's result could not be recorded."
 
 
 def timeout(limit_ms: int, *, during_init: bool = False) -> str:
@@ -24,6 +26,10 @@ def init_failed(body: str) -> str:
 
 def invalid_response(body: str) -> str:
     return f"The action did not produce a valid JSON or JSON Array response: {body}"
+
+
+def unfit_response(problem: str) -> str:
+    return f"The action produced a response that cannot be recorded: {problem}."
 
 
 def result_too_large(size: int, limit: int, prefix: str) -> str:

@@ -193,6 +193,16 @@ class Invocation(_Message):
     def decode(cls, raw: str | bytes) -> Invocation:
         return cls.model_validate_json(raw)
 
+    @classmethod
+    def salvage(cls, raw: str | bytes) -> Invocation | None:
+        """What identifies an entry `decode` refused (all of it but its parameters), to
+        record its failure; None if not even that reads."""
+        try:
+            data = json.loads(raw)
+            return cls.model_validate({**data, "params": {}, "init_env": {}})
+        except (ValueError, TypeError, RecursionError):
+            return None
+
 
 class Result(_Message):
     """The outcome of one invocation, from an invoker (or the reaper) to the recorders."""

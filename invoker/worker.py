@@ -214,9 +214,7 @@ class Worker:
         try:
             inv = Invocation.decode(raw)
         except ValueError as exc:
-            log.error("dropping an undecodable queue entry %s: %s", entry_id, exc)
-            await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
-            await self.redis.xdel(self.keys.queue(self.id), entry_id)
+            await self._refuse(entry_id, raw, exc)
             return
         claimed: list[int | None] = []
 
@@ -252,10 +250,33 @@ class Worker:
         await asyncio.shield(self._publish(entry_id, inv.activation_id, result))
         self.completed += 1
 
+    async def _refuse(self, entry_id: str, raw: bytes, exc: ValueError) -> None:
+        """A queue entry that is not a valid invocation: recorded as a failed activation when
+        enough of it reads (its id, namespace and action), else dropped with a log line."""
+        inv = Invocation.salvage(raw)
+        if inv is None:
+            log.error("dropping an undecodable queue entry %s: %s", entry_id, exc)
+            await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
+            await self.redis.xdel(self.keys.queue(self.id), entry_id)
+            return
+        log.error("invocation %s could not be decoded: %s", inv.activation_id, exc)
+        result = Result.failure(
+            inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, messages.UNDECODABLE,
+            start=now_ms(), end=now_ms(), invoker=self.id,
+        )  # fmt: skip
+        await self._publish(entry_id, inv.activation_id, result)
+
     async def _publish(self, entry_id: str, activation_id: str, result: Result) -> None:
         """Complete the entry and append the result, retrying through Redis hiccups."""
         keys = [self.keys.queue(self.id), self.keys.running(self.id), self.keys.results]
-        args = [entry_id, activation_id, result.encode(), INVOKER_GROUP, FIELD]
+        try:
+            encoded = result.encode()
+        except ValueError as exc:  # checked where it came in, so a bug: still recorded
+            log.error("the result of %s could not be encoded: %s", activation_id, exc)
+            encoded = result.model_copy(
+                update={"result": {"error": messages.UNENCODABLE}, "logs": []}
+            ).encode()
+        args = [entry_id, activation_id, encoded, INVOKER_GROUP, FIELD]
         await self._retrying(
             f"publishing the result of {activation_id}",
             lambda: self._complete(keys=keys, args=args),

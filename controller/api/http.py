@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import string
@@ -15,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from controller import messages
 from controller.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from invoker import wirejson
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,29 +85,20 @@ async def read_json(request: Request, limit: int, *, empty: Any = None) -> Any:
         return empty
     if content_type and content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMediaType(messages.JSON_CONTENT_TYPE)
+    return parse_json(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """A request body's JSON, refused (400) unless it is valid, has no NaN or Infinity, and
+    fits what the messages to the invokers carry (`invoker.wirejson`)."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
-        if _SURROGATE_ESCAPE.search(body):
-            # Lone surrogates parse, but no database or runtime can store them.
-            json.dumps(value, ensure_ascii=False).encode()
-    except (ValueError, UnicodeError, RecursionError) as exc:
-        raise InvalidInput(messages.malformed(_describe_json_error(exc))) from None
-    return value
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+        return wirejson.loads(body, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidInput(messages.malformed(str(exc))) from None
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _describe_json_error(exc: Exception) -> str:
-    if isinstance(exc, RecursionError):
-        return "the JSON is nested too deeply"
-    if isinstance(exc, UnicodeEncodeError):
-        return "the JSON contains a lone surrogate escape (not valid Unicode)"
-    return str(exc)
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -50,20 +50,22 @@ class Admission:
 #       [3] now ms, [4] in-flight allowance, [5] activation id, [6] in-flight expiry ms,
 #       [7] the invocation, [8..] each candidate's slots.
 # Returns {verdict, detail}: {'stale', current revision}, {'rate', count},
-# {'concurrency', count} or {'ok', index of the candidate that took it (1-based)}.
+# {'concurrency', count} or {'ok', index of the candidate that took it (1-based)}. Only an
+# accepted invocation counts against the minute: one refused (by either bound) uses none of it.
 _ACCEPT = """
 if ARGV[1] ~= '' then
   local current = redis.call('GET', KEYS[1]) or '0'
   if current ~= ARGV[1] then return {'stale', current} end
 end
-if tonumber(ARGV[2]) > 0 then
-  local count = redis.call('INCR', KEYS[2])
-  if count == 1 then redis.call('PEXPIRE', KEYS[2], 120000) end
+local counted = tonumber(ARGV[2]) > 0
+if counted then
+  local count = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
   if count > tonumber(ARGV[2]) then return {'rate', tostring(count)} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
 local inflight = redis.call('ZCARD', KEYS[3])
 if inflight >= tonumber(ARGV[4]) then return {'concurrency', tostring(inflight)} end
+if counted and redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], 120000) end
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], 86400000)
 local chosen = 1

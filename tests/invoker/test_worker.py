@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from invoker import messages, wirejson
 from invoker.codecache import CodeCache
 from invoker.pool import ContainerPool
 from invoker.protocol import (
@@ -624,3 +626,56 @@ async def test_an_undecodable_entry_is_dropped_and_the_worker_goes_on(
     assert result.outcome is Outcome.SUCCESS
     # Nothing was left behind: the departing worker removed its emptied queue.
     assert await harness.redis.exists(queue) == 0
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_an_entry_the_codec_refuses_is_recorded_as_failed_not_dropped(
+    harness: Harness,
+) -> None:
+    # Parameters 300 levels deep (the API refuses more than 100; pydantic reads 200): the
+    # entry names its activation, so that activation is recorded as failed.
+    worker = harness.worker()
+    inv = await harness.invocation(HELLO)
+    raw = json.dumps({**json.loads(inv.encode()), "params": nested(300)})
+    await harness.redis.xadd(harness.keys.queue("inv-1"), {FIELD: raw})
+    await harness.burst(worker)
+
+    [result] = await harness.results()
+    assert result.activation_id == inv.activation_id
+    assert (result.outcome, result.reason) == (Outcome.INTERNAL_ERROR, Reason.INTERNAL)
+    assert result.result == {"error": messages.UNDECODABLE}
+    assert result.reply_to == "ctl-1"  # the blocking caller gets its answer
+    assert await harness.redis.exists(harness.keys.queue("inv-1")) == 0
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        (
+            "function main() { let v = {}; for (let i = 0; i < 150; i++) v = {a: v}; return {v}; }",
+            wirejson.TOO_DEEP,
+        ),
+        ("function main() { return {x: 'ok \\ud800'}; }", wirejson.LONE_SURROGATE),
+    ],
+    ids=["too-deep", "lone-surrogate"],
+)
+async def test_a_result_no_message_can_carry_is_a_developer_error(
+    harness: Harness, code: str, problem: str
+) -> None:
+    worker = harness.worker()
+    inv = await harness.invocation(code)
+    after = await harness.invocation(HELLO, {"name": "after"})
+    await harness.enqueue("inv-1", inv, after)
+    await harness.burst(worker)
+
+    results = by_id(await harness.results())
+    failed = results[inv.activation_id]
+    assert (failed.outcome, failed.reason) == (Outcome.DEVELOPER_ERROR, Reason.BAD_RESULT)
+    assert failed.result == {"error": messages.unfit_response(problem)}
+    assert results[after.activation_id].outcome is Outcome.SUCCESS

@@ -34,7 +34,10 @@ def _epoch(request: Request, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        value = int(raw)
+        if not -(2**63) <= value < 2**63:  # epoch ms are 64-bit, as in OpenWhisk
+            raise ValueError(raw)
+        return value
     except ValueError:
         raise InvalidInput(
             f"The query parameter '{name}' was malformed:\n"

@@ -132,6 +132,9 @@ def query_bool(request: Request, name: str, default: bool) -> bool:
     )
 
 
+INT_MAX = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Page:
     skip: int
@@ -153,6 +156,8 @@ def page(request: Request, collection: str) -> Page:
             continue
         try:
             value = int(raw)
+            if value > INT_MAX:  # OpenWhisk reads these as 32-bit integers
+                raise ValueError(raw)
         except ValueError:
             raise _malformed_query(
                 name, f"The value '{raw}' is not an integer for {collection}."

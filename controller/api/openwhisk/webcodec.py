@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from controller import messages
+from controller.api.http import parse_json
 from controller.domain import KeyValue
 from controller.errors import InvalidInput, NotFound
 from controller.names import DEFAULT_PACKAGE, is_valid_name
@@ -248,17 +249,6 @@ class _Opaque:
     value: Any
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput(messages.malformed(str(exc))) from None
-
-
 def body_string(body: bytes, media: MediaType) -> str:
     """An opaque body as a string: base64 for bytes (and, as OpenWhisk has it, for
     `application/json`), else the text."""
@@ -271,7 +261,7 @@ def _parsed_body(body: bytes, media: MediaType) -> dict[str, Any] | _Opaque | No
     if not body:
         return None
     if media.is_json:
-        value = _json(body)
+        value = parse_json(body)
         return value if isinstance(value, dict) else _Opaque(value)
     if media.essence == "application/x-www-form-urlencoded":
         return dict(parse_qsl(body.decode(errors="replace"), keep_blank_values=True))

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from controller.api.openwhisk.webcodec import CORS_ALLOW_HEADERS, CORS_ALLOW_METHODS
+from invoker import wirejson
 from tests.conftest import Engine
 
 WEB = "/api/v1/web/acme-int1"
@@ -177,6 +178,16 @@ async def test_form_text_binary_and_non_object_bodies(engine: Engine) -> None:
     )
     assert malformed.status_code == 400
     assert malformed.json()["error"].startswith("The request content was malformed:")
+    # JSON no message to an invoker could carry: refused, with the reason.
+    for raw, problem in [
+        (b'{"s": "x\\ud800"}', wirejson.LONE_SURROGATE),
+        (b'{"a":' * 300 + b"1" + b"}" * 300, wirejson.TOO_DEEP),
+    ]:
+        unfit = await engine.client.post(
+            url, content=raw, headers={"content-type": "application/json"}
+        )
+        assert unfit.status_code == 400, unfit.text
+        assert unfit.json()["error"] == f"The request content was malformed:\n{problem}"
 
 
 async def test_raw_http_gets_the_query_and_body_undecoded(engine: Engine) -> None:
