@@ -18,6 +18,9 @@ METHOD_NOT_ALLOWED = "The requested method is not allowed for this resource."
 RESOURCE_EXISTS = "resource already exists"
 CONCURRENT_MODIFICATION = "Concurrent modification to resource detected."
 INTERNAL_ERROR = "Internal server error."
+REDIS_UNREACHABLE = (
+    "The execution engine is unreachable (its Redis does not answer); try again later."
+)
 JSON_CONTENT_TYPE = "The request's Content-Type is not supported: send application/json."
 
 

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,23 +17,12 @@ from controller.runtimes import load_manifest
 from controller.services import catalog
 from controller.services.actions import WriteContext
 from controller.settings import Settings
+from homerun import redisclient
 from invoker.protocol import Keys
 
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
-
-REDIS_CONNECTIONS = 1024
-REDIS_WAIT_S = 30.0
-
-
-def connect_redis(url: str) -> Redis:
-    """A Redis client whose pool waits for a free connection (up to `REDIS_WAIT_S`) rather
-    than failing when every request in flight holds one."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
-    )
-    return Redis.from_pool(pool)  # closes the pool with the client
 
 
 async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -56,7 +44,7 @@ async def _tell_controllers(settings: Settings) -> None:
     url = settings.redis_url or settings.running_redis_url()
     if url is None:
         return  # no Redis: no controller is running with a cache
-    redis = connect_redis(url)
+    redis = redisclient.connect(url)
     try:
         await bump_revision(redis, Keys(settings.key_prefix))
     except RedisError as exc:

@@ -33,9 +33,9 @@ from controller.runtimes import Runtime, load_manifest
 from controller.services import credentials, namespaces
 from controller.settings import Settings
 from controller.setup import run_in_transaction, upgrade_database
-from homerun import eventloop, logs
+from homerun import eventloop, logs, redisclient
 from invoker.docker_sandbox import DockerSandbox
-from invoker.main import connect, docker_sandbox, make_worker
+from invoker.main import docker_sandbox, make_worker
 from invoker.process_sandbox import ProcessSandbox
 from invoker.sandbox import Sandbox
 from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
@@ -303,7 +303,7 @@ class _Server(uvicorn.Server):
 
 async def _serve(settings: Settings, invoker_settings: InvokerSettings, banner: str) -> None:
     sandbox = choose_sandbox(settings, invoker_settings)
-    redis = connect(invoker_settings.redis_url)
+    redis = redisclient.connect(invoker_settings.redis_url)
     worker = make_worker(invoker_settings, redis, sandbox)
     config = uvicorn.Config(
         create_app(settings),

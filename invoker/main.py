@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
+from homerun import redisclient
 from invoker.codecache import CodeCache
 from invoker.docker_sandbox import DockerSandbox
 from invoker.pool import ContainerPool
@@ -19,18 +20,6 @@ from invoker.settings import InvokerSettings
 from invoker.worker import Worker
 
 log = logging.getLogger(__name__)
-
-REDIS_CONNECTIONS = 1024
-REDIS_WAIT_S = 30.0
-
-
-def connect(url: str) -> Redis:
-    """A Redis client whose pool waits for a free connection (up to `REDIS_WAIT_S`) rather
-    than failing when every activation in flight holds one."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_WAIT_S
-    )
-    return Redis.from_pool(pool)  # closes the pool with the client
 
 
 def make_sandbox(settings: InvokerSettings) -> Sandbox:
@@ -81,7 +70,7 @@ def make_worker(settings: InvokerSettings, redis: Redis, sandbox: Sandbox | None
 
 
 async def serve(settings: InvokerSettings, *, burst: bool = False) -> None:
-    redis = connect(settings.redis_url)
+    redis = redisclient.connect(settings.redis_url)
     try:
         worker = make_worker(settings, redis)
         loop = asyncio.get_running_loop()
@@ -98,7 +87,7 @@ async def serve(settings: InvokerSettings, *, burst: bool = False) -> None:
 
 async def healthy(settings: InvokerSettings) -> bool:
     """Whether the invoker with this id is heartbeating (for container health checks)."""
-    redis = connect(settings.redis_url)
+    redis = redisclient.connect(settings.redis_url)
     try:
         return bool(await redis.exists(Keys(settings.key_prefix).alive(settings.id)))
     finally:

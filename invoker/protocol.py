@@ -11,7 +11,8 @@ Life of an invocation in Redis
    entry the reaper already moved is skipped.
 3. When done, the invoker runs `COMPLETE_SCRIPT`: only if the entry is still in its stream, it is
    deleted and the `Result` is appended to `results` -- atomically, so a result and a
-   redelivery can never both happen.
+   redelivery can never both happen. (Or if Redis lost the entry after the claim, restarted
+   without its data: the `epoch` changed, and the result of what ran is appended.)
 4. Controllers read `results` through the consumer group `RECORDERS_GROUP`, write exactly one
    activation record per activation id, acknowledge, and wake the blocking caller (through
    `replies(controller)` when the caller waits in another controller).
@@ -60,6 +61,11 @@ class Keys:
     def running(self, invoker_id: str) -> str:
         """Hash: activation id -> queue entry id, for invocations that have started."""
         return f"{self.prefix}:invoker:{invoker_id}:running"
+
+    @property
+    def epoch(self) -> str:
+        """A token set once per life of Redis's data: a new one means Redis lost it."""
+        return f"{self.prefix}:epoch"
 
     def alive(self, invoker_id: str) -> str:
         """Key with a TTL, refreshed by the invoker's heartbeat."""
@@ -321,16 +327,29 @@ def decode_json(raw: str | bytes) -> Any:
 # Scripts. KEYS and ARGV are documented on each; all return 1 on success, 0 otherwise.
 
 CLAIM_SCRIPT = """
--- KEYS[1] queue stream, KEYS[2] running hash; ARGV[1] entry id, ARGV[2] activation id
+-- KEYS[1] queue stream, KEYS[2] running hash, KEYS[3] epoch; ARGV[1] entry id, ARGV[2]
+-- activation id, ARGV[3] a new epoch, should Redis have none. Returns 0 if the entry is gone,
+-- else the epoch: it changes only when Redis restarts without its data.
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return 1
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[3]
+  redis.call('SET', KEYS[3], epoch)
+end
+return epoch
 """
 
 COMPLETE_SCRIPT = """
--- KEYS[1] queue stream, KEYS[2] running hash, KEYS[3] results stream
--- ARGV[1] entry id, ARGV[2] activation id, ARGV[3] result JSON, ARGV[4] group, ARGV[5] field
-if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+-- KEYS[1] queue stream, KEYS[2] running hash, KEYS[3] results stream, KEYS[4] epoch
+-- ARGV[1] entry id, ARGV[2] activation id, ARGV[3] result JSON, ARGV[4] group, ARGV[5] field,
+-- ARGV[6] the epoch its claim returned ('' if it was not claimed in this life). An entry that
+-- is gone was completed already (a retry) or moved by the reaper, unless Redis restarted
+-- without its data since the claim (the epoch changed): then it ran here, and its result is
+-- recorded all the same.
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then
+  if ARGV[6] == '' or redis.call('GET', KEYS[4]) == ARGV[6] then return 0 end
+end
 redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[2])
 redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[3])
@@ -348,6 +367,11 @@ return 1
 
 # Operations on the shared state, used by both sides. `redis` is a `redis.asyncio.Redis`
 # (typed loosely: this module does not import the client).
+
+
+def is_nogroup(exc: Exception) -> bool:
+    """A stream's consumer group is gone: Redis restarted without its data."""
+    return str(exc).startswith("NOGROUP")
 
 
 async def live_invokers(redis: Any, keys: Keys) -> list[InvokerInfo]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from invoker.protocol import (
     Outcome,
     Reason,
     Result,
+    is_nogroup,
     live_invokers,
     reap_queue,
     stem_cells_of,
@@ -78,13 +80,18 @@ class Worker:
     # Lifecycle.
 
     async def startup(self) -> None:
+        await self._ensure_group()
+        await self._heartbeat_once()
+        if self.prewarm:
+            await self._prewarm()
+
+    async def _ensure_group(self) -> None:
+        """The queue's consumer group, at start and whenever Redis lost it (restarted
+        without persistence)."""
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
             await self.redis.xgroup_create(
                 self.keys.queue(self.id), INVOKER_GROUP, "0", mkstream=True
             )
-        await self._heartbeat_once()
-        if self.prewarm:
-            await self._prewarm()
 
     async def _prewarm(self) -> None:
         raw = await self.redis.get(self.keys.runtimes)
@@ -144,6 +151,12 @@ class Worker:
             )  # fmt: skip
         except RedisError as exc:
             log.warning("reading the queue failed: %s", exc)
+            try:
+                if is_nogroup(exc):  # Redis came back empty: read on at once
+                    await self._ensure_group()
+                    return []
+            except RedisError:
+                pass
             await asyncio.sleep(0.5)
             return []
         entries = []
@@ -216,38 +229,41 @@ class Worker:
         except ValueError as exc:
             await self._refuse(entry_id, raw, exc)
             return
-        claimed: list[int | None] = []
+        # What the claim returned: nothing yet (or it never went through), "" if the reaper had
+        # moved the entry, else the epoch of Redis's data at the claim (it started).
+        epoch: list[str] = []
 
         async def claim() -> bool:
             """Mark it started once its container is ready (until then, a crash of this
             invoker leaves it to run elsewhere, not to be recorded as lost)."""
-            claimed.append(
-                await self._retrying(
-                    f"claiming {inv.activation_id}",
-                    lambda: self._claim(
-                        keys=[self.keys.queue(self.id), self.keys.running(self.id)],
-                        args=[entry_id, inv.activation_id],
-                    ),
-                )
+            reply = await self._retrying(
+                f"claiming {inv.activation_id}",
+                lambda: self._claim(
+                    keys=[self.keys.queue(self.id), self.keys.running(self.id), self.keys.epoch],
+                    args=[entry_id, inv.activation_id, secrets.token_hex(8)],
+                ),
             )
-            return bool(claimed[0])
+            if reply is not None:
+                epoch.append("" if reply == 0 else _str(reply))
+            return bool(epoch and epoch[0])
 
         try:
             result = await self.runner.execute(inv, self._answer if inv.reply_to else None, claim)
             if result is None:
-                if claimed == [0]:  # the reaper moved it elsewhere
+                if epoch == [""]:  # the reaper moved it elsewhere
                     await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
                 return  # or Redis is gone: the entry stays pending for a later life
         except asyncio.CancelledError:
-            if claimed != [1]:  # it never started: it stays queued, for another invoker
+            if not (epoch and epoch[0]):  # it never started: it stays queued, for another one
                 raise
             result = Result.failure(
                 inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,
                 start=now_ms(), end=now_ms(), invoker=self.id,
             )  # fmt: skip
-            await asyncio.shield(self._publish(entry_id, inv.activation_id, result))
+            await asyncio.shield(self._publish(entry_id, inv.activation_id, result, epoch[0]))
             raise
-        await asyncio.shield(self._publish(entry_id, inv.activation_id, result))
+        claimed_in = epoch[0] if epoch else ""
+        await asyncio.shield(self._publish(entry_id, inv.activation_id, result, claimed_in))
         self.completed += 1
 
     async def _refuse(self, entry_id: str, raw: bytes, exc: ValueError) -> None:
@@ -266,9 +282,15 @@ class Worker:
         )  # fmt: skip
         await self._publish(entry_id, inv.activation_id, result)
 
-    async def _publish(self, entry_id: str, activation_id: str, result: Result) -> None:
-        """Complete the entry and append the result, retrying through Redis hiccups."""
-        keys = [self.keys.queue(self.id), self.keys.running(self.id), self.keys.results]
+    async def _publish(
+        self, entry_id: str, activation_id: str, result: Result, epoch: str = ""
+    ) -> None:
+        """Complete the entry and append the result, retrying through Redis hiccups; with
+        the `epoch` of its claim, even if Redis lost the entry since (see COMPLETE_SCRIPT)."""
+        keys = [
+            self.keys.queue(self.id), self.keys.running(self.id), self.keys.results,
+            self.keys.epoch,
+        ]  # fmt: skip
         try:
             encoded = result.encode()
         except ValueError as exc:  # checked where it came in, so a bug: still recorded
@@ -276,7 +298,7 @@ class Worker:
             encoded = result.model_copy(
                 update={"result": {"error": messages.UNENCODABLE}, "logs": []}
             ).encode()
-        args = [entry_id, activation_id, encoded, INVOKER_GROUP, FIELD]
+        args = [entry_id, activation_id, encoded, INVOKER_GROUP, FIELD, epoch]
         await self._retrying(
             f"publishing the result of {activation_id}",
             lambda: self._complete(keys=keys, args=args),

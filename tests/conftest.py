@@ -8,7 +8,9 @@ import contextlib
 import os
 import secrets
 import socket
+import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from controller.domain import TokenScope
 from controller.services import credentials
 from controller.settings import Settings
 from controller.setup import in_transaction, upgrade_database
+from homerun import standalone
 
 PG_ADMIN_URL = os.environ.get(
     "HOMERUN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -371,3 +374,44 @@ async def activation_of(settings: Settings, activation_id: str, timeout_s: float
         if found is not None or asyncio.get_running_loop().time() > deadline:
             return found
         await asyncio.sleep(0.05)
+
+
+class RedisServer:
+    """A redis-server of the test's own, without persistence, that can be killed and started
+    again (empty) on the same port."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        binary = standalone._redis_server_binary()
+        assert binary is not None, "no redis-server"
+        self.binary, self.dir = binary, tmp_path
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir)]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -37,7 +37,7 @@ from controller.maintenance import purge_forever
 from controller.runtimes import load_manifest
 from controller.services import codestore
 from controller.settings import Settings
-from controller.setup import connect_redis
+from homerun import redisclient
 from invoker.protocol import Keys
 
 SEED_ENDPOINTS: tuple[Endpoint, ...] = (
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> Starlette:
             settings=settings, manifest=manifest, engine=engine, sessions=session_factory(engine)
         )
         app.state.homerun = state
-        redis = connect_redis(settings.redis_url) if settings.redis_url else None
+        redis = redisclient.connect(settings.redis_url) if settings.redis_url else None
         retention = asyncio.create_task(
             purge_forever(state.transaction, settings.limits.activation_retention_days)
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +41,7 @@ STATUS_OF: dict[type[HomerunError], int] = {
 }
 
 CLIENT_CLOSED_REQUEST = 499
+RETRY_AFTER_S = 5  # what a 503 asks callers to wait
 
 _HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED}
 
@@ -53,6 +56,8 @@ def error_response(request: Request, status: int, message: str) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Basic realm="OpenWhisk secure realm"'
         if request.url.path.startswith("/runtime/"):
             headers["WWW-Authenticate"] = 'Bearer realm="Homerun"'
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return JSONResponse(
         {"error": message, "code": request_id(request)}, status_code=status, headers=headers
     )
@@ -94,6 +99,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def redis_unreachable(request: Request, exc: Exception) -> Response:
+    """Redis is down or restarting: 503, and the caller tries again later. (An invoke whose
+    connection broke after its accept script ran has been accepted all the same: it runs and
+    is recorded.)"""
+    log.warning("Redis unreachable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(request, 503, messages.REDIS_UNREACHABLE)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, messages.INTERNAL_ERROR)
@@ -103,5 +116,7 @@ EXCEPTION_HANDLERS = {
     HomerunError: homerun_error,
     ClientDisconnect: client_gone,
     HTTPException: http_error,
+    RedisConnectionError: redis_unreachable,
+    RedisTimeoutError: redis_unreachable,
     Exception: internal_error,
 }

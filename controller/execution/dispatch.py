@@ -31,6 +31,15 @@ class Stale(HomerunError):
         self.revision = revision
 
 
+class CodeMissing(HomerunError):
+    """The action's code is not in Redis although this controller put it there (Redis
+    restarted empty): put it again, and accept again."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"the code of digest {digest} is not in Redis")
+        self.digest = digest
+
+
 @dataclass(frozen=True)
 class Admission:
     """What an invocation must pass in the round trip that enqueues it. The defaults check
@@ -45,18 +54,21 @@ class Admission:
 
 
 # KEYS: [1] entity revision, [2] the namespace's minute counter, [3] its in-flight sorted set
-#       (member: activation id, score: expiry ms), [4..] the candidates' queues, home first.
+#       (member: activation id, score: expiry ms), [4] the action's code, [5..] the
+#       candidates' queues, home first.
 # ARGV: [1] expected revision ('' not checked), [2] per-minute allowance (0 not counted),
 #       [3] now ms, [4] in-flight allowance, [5] activation id, [6] in-flight expiry ms,
-#       [7] the invocation, [8..] each candidate's slots.
-# Returns {verdict, detail}: {'stale', current revision}, {'rate', count},
-# {'concurrency', count} or {'ok', index of the candidate that took it (1-based)}. Only an
-# accepted invocation counts against the minute: one refused (by either bound) uses none of it.
+#       [7] the invocation, [8] '1' if the code must be there, [9..] each candidate's slots.
+# Returns {verdict, detail}: {'stale', current revision}, {'code', ''} (Redis lost it: it
+# restarted empty), {'rate', count}, {'concurrency', count} or {'ok', index of the candidate
+# that took it (1-based)}. Only an accepted invocation counts against the minute: one refused
+# (by either bound) uses none of it.
 _ACCEPT = """
 if ARGV[1] ~= '' then
   local current = redis.call('GET', KEYS[1]) or '0'
   if current ~= ARGV[1] then return {'stale', current} end
 end
+if ARGV[8] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then return {'code', ''} end
 local counted = tonumber(ARGV[2]) > 0
 if counted then
   local count = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
@@ -69,13 +81,13 @@ if counted and redis.call('INCR', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], 86400000)
 local chosen = 1
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   if redis.call('XLEN', KEYS[i]) < tonumber(ARGV[i + 4]) then
-    chosen = i - 3
+    chosen = i - 4
     break
   end
 end
-redis.call('XADD', KEYS[chosen + 3], '*', '__FIELD__', ARGV[7])
+redis.call('XADD', KEYS[chosen + 4], '*', '__FIELD__', ARGV[7])
 return {'ok', tostring(chosen)}
 """.replace("__FIELD__", FIELD)
 
@@ -108,8 +120,10 @@ class Dispatcher:
     async def enqueue(self, invocation: Invocation, admission: Admission | None = None) -> str:
         """Admit and enqueue the invocation in one round trip; the invoker it went to: the
         first candidate whose queue holds fewer entries than its slots, else the home one
-        (work queues there, oldest first). Stale, Throttled or NoInvokers otherwise."""
+        (work queues there, oldest first). Stale, CodeMissing, Throttled or NoInvokers
+        otherwise."""
         infos = await self.candidates(f"{invocation.namespace}/{invocation.action.path}")
+        digest = invocation.action.code_digest
         a = admission or Admission(invocation.namespace)
         rate_key = self.keys.throttle(f"invoke:{a.namespace}:{a.now_ms // 60_000}")
         verdict, detail = await self._accept(
@@ -117,17 +131,22 @@ class Dispatcher:
                 self.keys.entities_revision,
                 rate_key,
                 self.keys.throttle(f"inflight:{a.namespace}"),
+                self.keys.code(digest or ""),
                 *(self.keys.queue(info.id) for info in infos),
             ],
             args=[
                 "" if a.revision is None else a.revision, a.rate_allowed, a.now_ms,
                 a.inflight_allowed, invocation.activation_id, a.inflight_expiry_ms,
-                invocation.encode(), *(info.slots for info in infos),
+                invocation.encode(), "1" if digest else "0", *(info.slots for info in infos),
             ],
         )  # fmt: skip
         verdict, detail = verdict.decode(), detail.decode()
         if verdict == "stale":
             raise Stale(int(detail))
+        if verdict == "code":
+            assert digest is not None
+            self._known_code.pop(digest, None)
+            raise CodeMissing(digest)
         if verdict == "rate":
             raise Throttled(rate_message(int(detail), a.rate_allowed))
         if verdict == "concurrency":

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller.execution.tasks import check_cancelled
 from controller.services import activations
-from invoker.protocol import FIELD, RECORDERS_GROUP, Keys, Reply, Result
+from invoker.protocol import FIELD, RECORDERS_GROUP, Keys, Reply, Result, is_nogroup
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,17 @@ class Recorder:
                 await asyncio.sleep(1.0)
 
     async def _consume(self, start: str) -> int:
-        reply: Any = await self.redis.xreadgroup(
-            RECORDERS_GROUP, self.consumer, {self.keys.results: start},
-            count=self.batch, block=None if start == "0" else self.block_ms,
-        )  # fmt: skip
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                RECORDERS_GROUP, self.consumer, {self.keys.results: start},
+                count=self.batch, block=None if start == "0" else self.block_ms,
+            )  # fmt: skip
+        except ResponseError as exc:
+            if not is_nogroup(exc):
+                raise
+            log.warning("the results stream lost its group (Redis restarted empty): %s", exc)
+            await self.setup()
+            return 0
         entries = [(eid, f) for _s, msgs in reply or [] for eid, f in msgs if f]
         await self._record(entries)
         return len(entries)

@@ -20,7 +20,7 @@ from redis.asyncio.client import Pipeline
 from controller.clock import now_ms
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import InvalidInput
-from controller.execution.dispatch import Admission, Dispatcher, Stale
+from controller.execution.dispatch import Admission, CodeMissing, Dispatcher, Stale
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, queue_reply
 from controller.execution.tasks import cancel_all
@@ -207,7 +207,12 @@ class Executor:
                 now_ms=accepted,
                 inflight_expiry_ms=accepted + req.action.limits.timeout + IN_FLIGHT_SLACK_MS,
             )
-            await self.dispatcher.enqueue(invocation, admission)
+            try:
+                await self.dispatcher.enqueue(invocation, admission)
+            except CodeMissing as missing:
+                lost = missing.digest
+                await self.dispatcher.ensure_code(lost, lambda: self.load_code(lost))
+                await self.dispatcher.enqueue(invocation, admission)
             if future is None:
                 return Pending(activation_id)
             return await self._wait(activation_id, future, req.wait_ms)

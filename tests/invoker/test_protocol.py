@@ -282,14 +282,17 @@ async def test_claim_succeeds_only_while_the_entry_exists(redis: Redis, keys: Ke
     claim = redis.register_script(CLAIM_SCRIPT)
     inv = invocation()
     entry_id = await enqueue(redis, keys, "a", inv)
-    script_keys = [keys.queue("a"), keys.running("a")]
-    assert await claim(keys=script_keys, args=[entry_id, inv.activation_id]) == 1
+    script_keys = [keys.queue("a"), keys.running("a"), keys.epoch]
+    # The first claim of Redis's life sets the epoch; later ones return it.
+    assert await claim(keys=script_keys, args=[entry_id, inv.activation_id, "e1"]) == b"e1"
     assert await redis.hget(keys.running("a"), inv.activation_id) == entry_id.encode()
+    again = await enqueue(redis, keys, "a", invocation(2))
+    assert await claim(keys=script_keys, args=[again, invocation(2).activation_id, "e2"]) == b"e1"
 
     other = invocation(1)
     moved_id = await enqueue(redis, keys, "a", other)
     await redis.xdel(keys.queue("a"), moved_id)  # as the reaper does
-    assert await claim(keys=script_keys, args=[moved_id, other.activation_id]) == 0
+    assert await claim(keys=script_keys, args=[moved_id, other.activation_id, "e3"]) == 0
     assert await redis.hget(keys.running("a"), other.activation_id) is None
 
 
@@ -306,8 +309,9 @@ async def test_complete_appends_exactly_one_result(redis: Redis, keys: Keys) -> 
     result = Result.failure(
         inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, "ok", start=1, end=2, invoker="a"
     )
-    args = [entry_id, inv.activation_id, result.encode(), INVOKER_GROUP, FIELD]
-    script_keys = [queue, running, keys.results]
+    await redis.set(keys.epoch, "e1")
+    args = [entry_id, inv.activation_id, result.encode(), INVOKER_GROUP, FIELD, "e1"]
+    script_keys = [queue, running, keys.results, keys.epoch]
 
     assert await complete(keys=script_keys, args=args) == 1
     assert await results(redis, keys) == [result]
@@ -332,12 +336,35 @@ async def test_complete_after_a_move_records_nothing(redis: Redis, keys: Keys) -
     result = Result.failure(
         inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, "x", start=1, end=2, invoker=""
     )
+    await redis.set(keys.epoch, "e1")
     completed = await complete(
-        keys=[keys.queue("dead"), keys.running("dead"), keys.results],
-        args=[entry_id, inv.activation_id, result.encode(), INVOKER_GROUP, FIELD],
+        keys=[keys.queue("dead"), keys.running("dead"), keys.results, keys.epoch],
+        args=[entry_id, inv.activation_id, result.encode(), INVOKER_GROUP, FIELD, "e1"],
     )
     assert completed == 0
     assert await redis.xlen(keys.results) == 0
+
+
+@pytest.mark.parametrize("epoch_now", [None, "e2"], ids=["emptied", "emptied-and-used"])
+async def test_complete_records_what_ran_after_redis_lost_its_data(
+    redis: Redis, keys: Keys, epoch_now: str | None
+) -> None:
+    # Claimed in the epoch e1; Redis then restarted without its data (the entry, the running
+    # mark and the epoch are gone; another claim may have set a new epoch since).
+    complete = redis.register_script(COMPLETE_SCRIPT)
+    inv = invocation()
+    if epoch_now is not None:
+        await redis.set(keys.epoch, epoch_now)
+    result = Result.failure(
+        inv, Outcome.INTERNAL_ERROR, Reason.INTERNAL, "ran", start=1, end=2, invoker="a"
+    )
+    script_keys = [keys.queue("a"), keys.running("a"), keys.results, keys.epoch]
+    args = ["1-1", inv.activation_id, result.encode(), INVOKER_GROUP, FIELD, "e1"]
+    assert await complete(keys=script_keys, args=args) == 1
+    assert await results(redis, keys) == [result]
+    # Not claimed in this life (no epoch): a gone entry records nothing.
+    assert await complete(keys=script_keys, args=[*args[:5], ""]) == 0
+    assert len(await results(redis, keys)) == 1
 
 
 async def test_move_happens_once(redis: Redis, keys: Keys) -> None:

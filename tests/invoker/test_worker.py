@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from homerun.redisclient import connect
 from invoker import messages, wirejson
 from invoker.codecache import CodeCache
 from invoker.pool import ContainerPool
@@ -36,7 +37,7 @@ from invoker.protocol import (
 )
 from invoker.runner import Runner, now_ms
 from invoker.worker import Worker
-from tests.conftest import REDIS_URL, make_sandbox
+from tests.conftest import REDIS_URL, RedisServer, make_sandbox
 
 NODE = ("nodejs:18", "homerun/action-nodejs-v18:latest")
 PYTHON = ("python:3.11", "homerun/action-python-v311:latest")
@@ -679,3 +680,39 @@ async def test_a_result_no_message_can_carry_is_a_developer_error(
     assert (failed.outcome, failed.reason) == (Outcome.DEVELOPER_ERROR, Reason.BAD_RESULT)
     assert failed.result == {"error": messages.unfit_response(problem)}
     assert results[after.activation_id].outcome is Outcome.SUCCESS
+
+
+async def test_a_worker_goes_on_after_redis_restarts_without_its_data(
+    redis_server: RedisServer, tmp_path: Path, redis_prefix: str
+) -> None:
+    redis = connect(redis_server.url)
+    harness = Harness(redis, Keys(redis_prefix), tmp_path)
+    worker = harness.worker(slots=2, redis=redis)
+    try:
+        harness.start(worker)
+        running = await harness.invocation(sleepy(2_000), {"n": 1})
+        await harness.enqueue("inv-1", running)
+        await harness.until(lambda: redis.hlen(harness.keys.running("inv-1")))
+
+        redis_server.kill()  # the queue, the claim, the consumer group: all gone
+        redis_server.start()
+
+        # What was running when Redis lost its data is recorded once it ends...
+        await harness.until(harness.results, timeout_s=30)
+        # ...and new work runs: the queue's consumer group is made again.
+        after = await harness.invocation(HELLO, {"name": "after"})
+        await harness.enqueue("inv-1", after)
+        await harness.until(lambda: _count(harness.results, 2), timeout_s=30)
+        found = by_id(await harness.results())
+        assert found[running.activation_id].outcome is Outcome.SUCCESS
+        assert found[running.activation_id].result == {"n": 1}
+        assert found[after.activation_id].result["greeting"] == "Hello, after"  # type: ignore[call-overload]
+    finally:
+        worker.stop()
+        await asyncio.wait(harness.runs, timeout=30)
+        await worker.pool.close()
+        await redis.aclose()
+
+
+async def _count(results: Any, n: int) -> bool:
+    return len(await results()) >= n

@@ -9,14 +9,17 @@ import pytest
 from redis.asyncio import Redis
 
 from controller.errors import HomerunError
-from controller.execution.dispatch import CODE_TTL_S, Dispatcher, NoInvokers
+from controller.execution.dispatch import CODE_TTL_S, CodeMissing, Dispatcher, NoInvokers
 from invoker.protocol import FIELD, ActionLimitsMsg, ActionRef, Invocation, InvokerInfo, Keys
 from tests.conftest import REDIS_URL
+
+CODE_DIGEST = "d" * 64  # the code of `invocation()`, stored by the fixture
 
 
 @pytest.fixture
 async def redis(redis_prefix: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(REDIS_URL)
+    await client.set(Keys(redis_prefix).code(CODE_DIGEST), "function main() {}")
     yield client
     await client.aclose()
 
@@ -55,7 +58,7 @@ def invocation(name: str = "hello", package: str = "") -> Invocation:
             version="0.0.3",
             kind="nodejs:18",
             image="homerun/action-nodejs-v18:latest",
-            code_digest="d" * 64,
+            code_digest=CODE_DIGEST,
             limits=ActionLimitsMsg(timeout=60_000, memory=256, logs=10),
         ),
         params={"name": "World"},
@@ -260,3 +263,21 @@ async def test_ensure_code_retries_after_a_failed_load(redis: Redis, keys: Keys)
     await dispatcher.ensure_code(DIGEST, load)
     assert load.calls == 1
     assert await redis.get(keys.code(DIGEST)) == b"now present"
+
+
+async def test_code_lost_with_a_redis_restart_is_put_again(redis: Redis, keys: Keys) -> None:
+    # This controller put the code, then Redis restarted empty: the accept script refuses the
+    # invocation (nothing is counted or enqueued), and the next ensure_code loads it again.
+    await register(redis, keys, "inv-a")
+    dispatcher = Dispatcher(redis, keys)
+    load = Loader("function main() {}")
+    await dispatcher.ensure_code(CODE_DIGEST, load)  # known to be there for a while
+    await redis.delete(keys.code(CODE_DIGEST))
+    with pytest.raises(CodeMissing) as caught:
+        await dispatcher.enqueue(invocation())
+    assert caught.value.digest == CODE_DIGEST
+    assert await redis.xlen(keys.queue("inv-a")) == 0
+    await dispatcher.ensure_code(CODE_DIGEST, load)
+    assert load.calls == 1  # at first, the code was there
+    assert await redis.get(keys.code(CODE_DIGEST)) == b"function main() {}"
+    assert await dispatcher.enqueue(invocation()) == "inv-a"

@@ -20,6 +20,7 @@ from controller.execution.recorder import Recorder
 from controller.services import activations
 from controller.settings import Settings
 from controller.setup import in_transaction
+from homerun.redisclient import connect
 from invoker.protocol import (
     FIELD,
     RECORDERS_GROUP,
@@ -30,7 +31,7 @@ from invoker.protocol import (
     Reason,
     Result,
 )
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, RedisServer
 
 START = 1_700_000_000_000
 
@@ -446,3 +447,38 @@ async def test_an_undecodable_entry_is_dropped(
     await until(lambda: settled(redis, keys), "both entries are acknowledged")
     assert await record_count(settings, "6" * 32) == 1
     assert notified.results == notified.early == [good]
+
+
+async def test_recording_goes_on_after_redis_restarts_without_its_data(
+    settings: Settings,
+    namespace: str,
+    keys: Keys,
+    transaction: Callable[[], Any],
+    notified: Notified,
+    redis_server: RedisServer,
+) -> None:
+    redis = connect(redis_server.url)
+    recorder = Recorder(
+        redis, keys, "ctl-test", transaction, notified, notified.early_notify, block_ms=50
+    )
+    await recorder.setup()
+    task = asyncio.create_task(recorder.run())
+    try:
+        before = result(namespace, "7" * 32)
+        await append(redis, keys, before)
+        await until(lambda: settled(redis, keys), "the first result is recorded")
+
+        redis_server.kill()  # the results stream and its consumer group are gone
+        redis_server.start()
+        after = result(namespace, "8" * 32)
+        await append(redis, keys, after)
+
+        async def recorded() -> bool:
+            return await record_count(settings, "8" * 32) == 1
+
+        await until(recorded, "the result after the restart is recorded")
+        await until(lambda: settled(redis, keys), "it is acknowledged")
+        assert not task.done(), "the recorder stopped"
+    finally:
+        await cancel(task)
+        await redis.aclose()
