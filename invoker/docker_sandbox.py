@@ -59,9 +59,11 @@ class DockerActionContainer:
         await self._proxy.wait_ready(timeout_s, alive=self.alive)
 
     async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        self._logs.expect_request("/init", payload)
         return await self._proxy.post("/init", payload, timeout_s)
 
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        self._logs.expect_request("/run", payload)
         return await self._proxy.post("/run", payload, timeout_s)
 
     async def collect_logs(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
 STREAMS = ("stdout", "stderr")
@@ -64,33 +64,69 @@ class LogCollection:
 
 
 TAG_START, TAG_END = "\x1e", "\x1f"  # a line of one concurrent activation: \x1e<id>\x1fline
-FINISHED_KEPT = 4096  # ids of collected activations whose late lines are dropped
+WINDOW_MAX_CHARS = 16 << 20  # buffered for one activation (log limits go to 10 MB)
+LINE_MAX_CHARS = 64 << 10  # a longer line is cut into lines of this length
+
+
+@dataclass
+class _Window:
+    """The output buffered for one activation, up to WINDOW_MAX_CHARS (and one line past it,
+    so that its collection says it was truncated); sentinels always pass."""
+
+    queue: asyncio.Queue[LogLine] = field(default_factory=asyncio.Queue)
+    size: int = 0
+
+    def put(self, line: LogLine) -> None:
+        if line.text != SENTINEL:
+            if self.size > WINDOW_MAX_CHARS:
+                return
+            self.size += len(line.text) + 1
+        self.queue.put_nowait(line)
 
 
 class LogBuffer:
     """Receives lines from a container's stdout/stderr (on the event loop) and hands out one
-    activation's worth, framed by the sentinels. Lines a proxy tagged with an activation id
-    (activations sharing a container) are kept apart, per activation."""
+    activation's worth, framed by the sentinels. Output is kept only while an activation
+    expects it (`expect_request`, from the request sent to the proxy, until its collection):
+    what the container writes between activations is dropped. Lines a proxy tagged with an
+    activation id (activations sharing a container) go to that activation's window; lines
+    tagged with any other id are dropped."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[LogLine] = asyncio.Queue()
-        self._tagged: dict[str, asyncio.Queue[LogLine]] = {}
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._untagged: _Window | None = None  # open from an /init or unshared /run
+        self._tagged: dict[str, _Window] = {}
+        self._concurrent = False  # its proxy tags each activation's lines
         self._partial = dict.fromkeys(STREAMS, "")
+
+    def expect_request(self, path: str, payload: dict[str, Any]) -> None:
+        """`payload` is about to be posted to the proxy's `path`: the output it causes is
+        expected (an /init's untagged, a /run's tagged with its activation id when the
+        action runs activations concurrently)."""
+        if path == "/init":
+            env = payload.get("value", {}).get("env", {})
+            self._concurrent = env.get("__OW_ALLOW_CONCURRENT") == "true"
+        if path == "/run" and self._concurrent and payload.get("activation_id"):
+            self._tagged.setdefault(str(payload["activation_id"]), _Window())
+        elif self._untagged is None:
+            self._untagged = _Window()
+            self._partial = dict.fromkeys(STREAMS, "")  # written before: nobody's
 
     def feed(self, stream: str, chunk: str, time_: str | None = None) -> None:
         """Add raw output of one stream; complete lines are queued with a timestamp."""
         data = self._partial[stream] + chunk
-        *complete, self._partial[stream] = data.split("\n")
+        *complete, partial = data.split("\n")
+        while len(partial) > LINE_MAX_CHARS:
+            complete.append(partial[:LINE_MAX_CHARS])
+            partial = partial[LINE_MAX_CHARS:]
+        self._partial[stream] = partial
         stamp = time_ or timestamp()
         for text in complete:
-            queue = self._queue
+            window = self._untagged
             if text.startswith(TAG_START) and TAG_END in text:
                 activation, text = text[1:].split(TAG_END, 1)
-                if activation in self._finished:
-                    continue  # written after its activation ended: nobody's any more
-                queue = self._tagged.setdefault(activation, asyncio.Queue())
-            queue.put_nowait(LogLine(stamp, stream, text))
+                window = self._tagged.get(activation)
+            if window is not None:
+                window.put(LogLine(stamp, stream, text))
 
     def close(self) -> None:
         for stream in STREAMS:
@@ -101,32 +137,38 @@ class LogBuffer:
         self, limit_bytes: int, wait_s: float, activation: str | None = None
     ) -> LogCollection:
         """Lines until a sentinel arrived on both streams (or `wait_s` passed): the untagged
-        ones, or those tagged with `activation`."""
-        if activation is None:
-            return await _collect(self._queue, limit_bytes, wait_s)
-        queue = self._tagged.setdefault(activation, asyncio.Queue())
+        ones, or those tagged with `activation`. Its window closes: later output is dropped
+        until the next request."""
+        window = self._untagged if activation is None else self._tagged.get(activation)
+        if window is None:
+            return LogCollection(complete=False)
         try:
-            return await _collect(queue, limit_bytes, wait_s)
+            return await _collect(window.queue, limit_bytes, wait_s)
         finally:
-            self._finish(activation)
+            self._close(activation, window)
 
     def drain(self, limit_bytes: int, activation: str | None = None) -> LogCollection:
         """Everything buffered now, without waiting (after a crash: no sentinels will come)."""
-        queue = self._queue if activation is None else self._tagged.get(activation)
-        if activation is not None:
-            self._finish(activation)
+        window = self._take(activation)
         collection = LogCollection(complete=False)
-        while queue is not None and not queue.empty():
-            line = queue.get_nowait()
+        while window is not None and not window.queue.empty():
+            line = window.queue.get_nowait()
             if line.text != SENTINEL:
                 collection.add(line, limit_bytes)
         return collection
 
-    def _finish(self, activation: str) -> None:
-        self._tagged.pop(activation, None)
-        self._finished[activation] = None
-        if len(self._finished) > FINISHED_KEPT:
-            self._finished.popitem(last=False)
+    def _take(self, activation: str | None) -> _Window | None:
+        window = self._untagged if activation is None else self._tagged.get(activation)
+        if window is not None:
+            self._close(activation, window)
+        return window
+
+    def _close(self, activation: str | None, window: _Window) -> None:
+        """No more output for `window` (of `activation`, None: the untagged one)."""
+        if activation is not None and self._tagged.get(activation) is window:
+            del self._tagged[activation]
+        elif activation is None and self._untagged is window:
+            self._untagged = None
 
 
 async def _collect(queue: asyncio.Queue[LogLine], limit_bytes: int, wait_s: float) -> LogCollection:

@@ -133,9 +133,11 @@ class ProcessActionContainer:
             raise ProvisionError(f"{exc}: {tail}" if tail else str(exc)) from None
 
     async def init(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        self._logs.expect_request("/init", payload)
         return await self._proxy.post("/init", payload, timeout_s)
 
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        self._logs.expect_request("/run", payload)
         return await self._proxy.post("/run", payload, timeout_s)
 
     async def collect_logs(

@@ -13,6 +13,12 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
+def expecting() -> LogBuffer:
+    buffer = LogBuffer()
+    buffer.expect_request("/run", {"activation_id": "a"})
+    return buffer
+
+
 async def collected(buffer: LogBuffer) -> list[tuple[str, str]]:
     collection = await buffer.collect(1 << 20, wait_s=1.0)
     assert collection.complete
@@ -32,7 +38,7 @@ EXPECTED = [("stderr", "oops"), ("stdout", "héllo wörld")]
 
 
 async def test_frames_arriving_whole() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     _Output(buffer).data_received(STREAM)
     assert sorted(await collected(buffer)) == EXPECTED
 
@@ -40,7 +46,7 @@ async def test_frames_arriving_whole() -> None:
 async def test_frames_split_at_every_byte() -> None:
     """Chunks end anywhere: inside a header, inside a payload, inside a UTF-8 sequence."""
     for size in (1, 3, 7, 9):
-        buffer = LogBuffer()
+        buffer = expecting()
         output = _Output(buffer)
         for start in range(0, len(STREAM), size):
             output.data_received(STREAM[start : start + size])
@@ -48,7 +54,7 @@ async def test_frames_split_at_every_byte() -> None:
 
 
 async def test_a_character_split_across_frames() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     output = _Output(buffer)
     word = "日本\n".encode()
     output.data_received(frame(1, word[:2]) + frame(1, word[2:]))

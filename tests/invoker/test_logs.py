@@ -13,7 +13,9 @@ import pytest
 from invoker.logs import (
     COLLECTION_FAILED_LINE,
     DEVELOPER_ERROR_LINE,
+    LINE_MAX_CHARS,
     SENTINEL,
+    WINDOW_MAX_CHARS,
     LogBuffer,
     LogCollection,
     LogLine,
@@ -41,6 +43,23 @@ def parsed(lines: list[str]) -> list[tuple[str, str]]:
         assert match is not None, f"badly formatted log line: {line!r}"
         out.append((match["stream"], match["text"]))
     return out
+
+
+def expecting() -> LogBuffer:
+    """A buffer of an unshared container, sent a /run: its output is expected."""
+    buffer = LogBuffer()
+    buffer.expect_request("/run", {"activation_id": "a"})
+    return buffer
+
+
+def concurrent(*activations: str) -> LogBuffer:
+    """A buffer of a container initialised to run activations concurrently, then sent a /run
+    for each of `activations`."""
+    buffer = LogBuffer()
+    buffer.expect_request("/init", {"value": {"env": {"__OW_ALLOW_CONCURRENT": "true"}}})
+    for activation in activations:
+        buffer.expect_request("/run", {"activation_id": activation})
+    return buffer
 
 
 def end_activation(buffer: LogBuffer) -> None:
@@ -142,7 +161,7 @@ def test_add_stops_at_the_limit_with_one_truncation_line(
 
 
 async def test_partial_lines_are_joined_across_chunks_per_stream() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "hel")
     buffer.feed("stderr", "war")
     buffer.feed("stdout", "lo\nwor")
@@ -167,7 +186,7 @@ async def test_partial_lines_are_joined_across_chunks_per_stream() -> None:
 
 
 async def test_feed_uses_the_given_time() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "one\ntwo\n", STAMP)
     end_activation(buffer)
     collection = await buffer.collect(1 << 20, wait_s=1.0)
@@ -175,19 +194,20 @@ async def test_feed_uses_the_given_time() -> None:
 
 
 async def test_collect_returns_one_activation_at_a_time() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "first\n")
     end_activation(buffer)
+    one = await buffer.collect(1 << 20, wait_s=1.0)
+    buffer.expect_request("/run", {"activation_id": "b"})
     buffer.feed("stderr", "second\n")
     end_activation(buffer)
-    one = await buffer.collect(1 << 20, wait_s=1.0)
     two = await buffer.collect(1 << 20, wait_s=1.0)
     assert (one.complete, parsed(one.lines)) == (True, [("stdout", "first")])
     assert (two.complete, parsed(two.lines)) == (True, [("stderr", "second")])
 
 
 async def test_collect_waits_for_lines_that_arrive_later() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     loop = asyncio.get_running_loop()
     loop.call_later(0.05, buffer.feed, "stdout", "late\n")
     loop.call_later(0.1, end_activation, buffer)
@@ -200,7 +220,7 @@ async def test_collect_waits_for_lines_that_arrive_later() -> None:
 async def test_collect_without_both_sentinels_times_out_incomplete(
     streams: tuple[str, ...],
 ) -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "partial output\n")
     for stream in streams:
         buffer.feed(stream, SENTINEL + "\n")
@@ -212,17 +232,15 @@ async def test_collect_without_both_sentinels_times_out_incomplete(
 
 
 async def test_a_sentinel_twice_on_one_stream_does_not_end_the_activation() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", f"{SENTINEL}\n{SENTINEL}\n")
     collection = await buffer.collect(1 << 20, wait_s=0.1)
     assert not collection.complete
 
 
 async def test_truncation_keeps_reading_to_the_sentinels() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "0123456789\n" * 5)
-    end_activation(buffer)
-    buffer.feed("stdout", "next activation\n")
     end_activation(buffer)
     one = await buffer.collect(25, wait_s=1.0)
     assert one.complete and one.truncated
@@ -231,13 +249,16 @@ async def test_truncation_keeps_reading_to_the_sentinels() -> None:
         ("stdout", "0123456789"),
         ("stderr", truncation_line(25)),
     ]
+    buffer.expect_request("/run", {"activation_id": "b"})
+    buffer.feed("stdout", "next activation\n")
+    end_activation(buffer)
     two = await buffer.collect(25, wait_s=1.0)
     assert (two.complete, two.truncated) == (True, False)
     assert parsed(two.lines) == [("stdout", "next activation")]
 
 
 async def test_close_flushes_unterminated_lines() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "no newline")
     buffer.feed("stderr", "done\n")
     buffer.close()
@@ -246,7 +267,7 @@ async def test_close_flushes_unterminated_lines() -> None:
 
 
 async def test_drain_takes_what_is_buffered_without_waiting() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stdout", "a\n")
     buffer.feed("stdout", SENTINEL + "\n")
     buffer.feed("stderr", "b\n")
@@ -259,7 +280,7 @@ async def test_drain_takes_what_is_buffered_without_waiting() -> None:
 
 
 async def test_drain_applies_the_limit() -> None:
-    buffer = LogBuffer()
+    buffer = expecting()
     buffer.feed("stderr", "abcdefghij\n" * 3)
     collection = buffer.drain(15)
     assert collection.truncated
@@ -275,7 +296,7 @@ def tag(activation: str, text: str) -> str:
 
 
 async def test_tagged_lines_are_collected_per_activation() -> None:
-    buffer = LogBuffer()
+    buffer = concurrent("a", "b")
     buffer.feed("stdout", "untagged, from the initialisation\n")
     buffer.feed("stdout", tag("a", "one of a") + tag("b", "one of b"))
     buffer.feed("stderr", tag("b", "two of b") + tag("b", SENTINEL))
@@ -293,7 +314,7 @@ async def test_tagged_lines_are_collected_per_activation() -> None:
 
 
 async def test_lines_after_an_activation_was_collected_are_dropped() -> None:
-    buffer = LogBuffer()
+    buffer = concurrent("a", "b")
     buffer.feed("stdout", tag("a", "mine") + tag("a", SENTINEL))
     buffer.feed("stderr", tag("a", SENTINEL))
     assert parsed((await buffer.collect(1 << 20, 1.0, "a")).lines) == [("stdout", "mine")]
@@ -303,10 +324,66 @@ async def test_lines_after_an_activation_was_collected_are_dropped() -> None:
 
 
 async def test_an_activation_whose_sentinels_never_come_times_out_alone() -> None:
-    buffer = LogBuffer()
+    buffer = concurrent("a", "b")
     buffer.feed("stdout", tag("a", "started") + tag("b", "done") + tag("b", SENTINEL))
     buffer.feed("stderr", tag("b", SENTINEL))
     a = await buffer.collect(1 << 20, wait_s=0.1, activation="a")
     b = await buffer.collect(1 << 20, wait_s=0.1, activation="b")
     assert (a.complete, parsed(a.lines)) == (False, [("stdout", "started")])
     assert (b.complete, parsed(b.lines)) == (True, [("stdout", "done")])
+
+
+# What is buffered, and for how long.
+
+
+async def test_output_between_activations_is_dropped() -> None:
+    # A process the last activation left behind keeps writing while the container is idle.
+    buffer = expecting()
+    buffer.feed("stdout", "mine\n")
+    end_activation(buffer)
+    assert parsed((await buffer.collect(1 << 20, 1.0)).lines) == [("stdout", "mine")]
+    buffer.feed("stdout", "left behind\n" * 1000)
+    buffer.feed("stderr", "x" * 1000)
+    buffer.expect_request("/run", {"activation_id": "b"})
+    buffer.feed("stderr", "next\n")
+    end_activation(buffer)
+    assert parsed((await buffer.collect(1 << 20, 1.0)).lines) == [("stderr", "next")]
+
+
+async def test_output_before_any_request_is_dropped() -> None:
+    buffer = LogBuffer()  # a stem cell, say: started, never sent anything
+    buffer.feed("stdout", "booting\n")
+    buffer.expect_request("/init", {"value": {"env": {}}})
+    buffer.feed("stdout", "initialised\n")
+    end_activation(buffer)
+    assert parsed((await buffer.collect(1 << 20, 1.0)).lines) == [("stdout", "initialised")]
+
+
+async def test_lines_tagged_with_an_activation_that_does_not_run_here_are_dropped() -> None:
+    buffer = concurrent("a")
+    buffer.feed("stdout", tag("b", "forged") + tag("a", "real") + tag("a", SENTINEL))
+    buffer.feed("stderr", tag("a", SENTINEL))
+    assert parsed((await buffer.collect(1 << 20, 1.0, "a")).lines) == [("stdout", "real")]
+    assert buffer.drain(1 << 20, "b").lines == []
+
+
+async def test_a_window_holds_at_most_its_bound_and_says_it_was_truncated() -> None:
+    buffer = expecting()
+    line = "y" * 1023
+    for _ in range(WINDOW_MAX_CHARS // 1024 + 500):
+        buffer.feed("stdout", line + "\n")
+    window = buffer._untagged
+    assert window is not None and window.size <= WINDOW_MAX_CHARS + 1024
+    end_activation(buffer)  # the sentinels still pass
+    collection = await buffer.collect(WINDOW_MAX_CHARS, 1.0)
+    assert collection.complete and collection.truncated
+
+
+async def test_a_line_without_an_end_is_cut_at_the_maximum_length() -> None:
+    buffer = expecting()
+    buffer.feed("stdout", "z" * (LINE_MAX_CHARS * 2 + 10))
+    assert len(buffer._partial["stdout"]) == 10
+    buffer.feed("stdout", "\n")
+    end_activation(buffer)
+    lines = parsed((await buffer.collect(1 << 30, 1.0)).lines)
+    assert [len(text) for _, text in lines] == [LINE_MAX_CHARS, LINE_MAX_CHARS, 10]

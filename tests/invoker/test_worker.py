@@ -716,3 +716,26 @@ async def test_a_worker_goes_on_after_redis_restarts_without_its_data(
 
 async def _count(results: Any, n: int) -> bool:
     return len(await results()) >= n
+
+
+async def test_what_an_idle_container_writes_reaches_no_activation(harness: Harness) -> None:
+    # The first activation leaves a timer behind that writes every 20 ms, also while the
+    # container is idle: the next activation's logs hold what was written during it at most.
+    ghost = (
+        "function main(p) { if (p.leave) setInterval(() => console.log('ghost'), 20);"
+        " console.log('run ' + p.n); return {n: p.n}; }"
+    )
+    worker = harness.worker(slots=1)
+    harness.start(worker)
+    first = await harness.invocation(ghost, {"n": 1, "leave": True})
+    await harness.enqueue("inv-1", first)
+    await harness.until(harness.results)
+    await asyncio.sleep(1.0)  # about 50 lines written while idle
+    second = await harness.invocation(ghost, {"n": 2})
+    await harness.enqueue("inv-1", second)
+    await harness.until(lambda: _count(harness.results, 2))
+
+    found = by_id(await harness.results())
+    lines = texts(found[second.activation_id])
+    assert ("stdout", "run 2") in lines
+    assert lines.count(("stdout", "ghost")) <= 3, lines
