@@ -18,6 +18,7 @@ METHOD_NOT_ALLOWED = "The requested method is not allowed for this resource."
 RESOURCE_EXISTS = "resource already exists"
 CONCURRENT_MODIFICATION = "Concurrent modification to resource detected."
 INTERNAL_ERROR = "Internal server error."
+DATABASE_UNREACHABLE = "The database is unreachable; try again later."
 REDIS_UNREACHABLE = (
     "The execution engine is unreachable (its Redis does not answer); try again later."
 )

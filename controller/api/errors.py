@@ -11,6 +11,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
+from controller.db.engine import UNREACHABLE as DATABASE_UNREACHABLE
 from controller.errors import (
     Conflict,
     HomerunError,
@@ -107,6 +108,13 @@ async def redis_unreachable(request: Request, exc: Exception) -> Response:
     return error_response(request, 503, messages.REDIS_UNREACHABLE)
 
 
+async def database_unreachable(request: Request, exc: Exception) -> Response:
+    """The database is down or restarting: 503, and the caller tries again later. (A blocking
+    invoke accepted before it went down is answered from Redis, or with its activation id.)"""
+    log.warning("database unreachable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(request, 503, messages.DATABASE_UNREACHABLE)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, messages.INTERNAL_ERROR)
@@ -118,5 +126,6 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_error,
     RedisConnectionError: redis_unreachable,
     RedisTimeoutError: redis_unreachable,
+    **dict.fromkeys(DATABASE_UNREACHABLE, database_unreachable),
     Exception: internal_error,
 }

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from controller.clock import now_ms
+from controller.db.engine import UNREACHABLE as DATABASE_UNREACHABLE
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import InvalidInput
 from controller.execution.dispatch import Admission, CodeMissing, Dispatcher, Stale
@@ -239,8 +240,13 @@ class Executor:
             else:
                 if result is not None:
                     return Completed(activations.from_result(result))
-            async with self.transaction() as session:
-                found = await activations.get(session, activation_id)
+            try:
+                async with self.transaction() as session:
+                    found = await activations.get(session, activation_id)
+            except DATABASE_UNREACHABLE as exc:  # it ran, or will: the caller gets its id
+                log.warning("reading activation %s failed: %s", activation_id, exc)
+                found = None
+                await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             if found is not None:
                 return Completed(found)
             if future.done():  # woken by another controller, but the record is not visible yet

@@ -4,6 +4,7 @@ sandbox: the sandboxes have their own behaviour suite."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from controller.limits import MB
+from controller.services import activations
 from tests.conftest import Engine
 from tests.controller.api.openwhisk.support import (
     ACTIVATION_ID,
@@ -197,6 +199,29 @@ async def test_a_blocking_invoke_that_outlasts_its_wait_answers_202(
         f"/api/v1/namespaces/_/activations/{activation_id}", headers=ow.caller.headers
     )
     assert fetched.status_code == 200, fetched.text
+
+
+async def test_an_accepted_blocking_invoke_outlasting_a_database_outage_answers_202(
+    ow: Actions, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accepted, then the database goes away while the caller waits: reading the record
+    # fails, and the caller still gets its activation id (never a 500).
+    await ow.create("sleepy", node_action(SLEEPY))
+
+    async def unreachable(*_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    monkeypatch.setattr(activations, "get", unreachable)
+    response = await ow.post("sleepy", {"ms": 1500}, blocking="true", timeout="300")
+    assert response.status_code == 202, response.text
+    activation_id = response.json()["activationId"]
+    assert ACTIVATION_ID.fullmatch(activation_id)
+    monkeypatch.undo()
+    for _ in range(100):  # it ran, and is recorded once the database is back
+        if (record := await engine.activation(activation_id)) is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert record is not None and record.response["result"] == {"slept": 1500}
 
 
 @pytest.mark.parametrize("timeout", ["0", "60001", "abc", "-5", "1.5", ""])
