@@ -100,7 +100,7 @@ class ProcessActionContainer:
         self._workdir = workdir
         self._logs = logs
         self._stderr_tail: deque[str] = deque(maxlen=64)
-        self._proxy = ProxyClient(workdir / SOCKET_NAME)
+        self._proxy = ProxyClient(workdir / SOCKET_NAME, owner=uid)
         self._readers = [
             asyncio.create_task(self._read(process.stdout, "stdout")),
             asyncio.create_task(self._read(process.stderr, "stderr")),

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import errno
 import json
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -22,25 +24,49 @@ class ProxyClient:
     """One keep-alive connection pool per container (aiohttp: its pool stays cheap with a
     hundred connections to one container, as a concurrent action has)."""
 
-    def __init__(self, socket_path: Path | None = None, tcp: tuple[str, int] | None = None) -> None:
-        """Over a unix socket (our runtime images), or TCP (blackbox images on 8080).
-        Constructed on the event loop that uses it."""
+    def __init__(
+        self,
+        socket_path: Path | None = None,
+        tcp: tuple[str, int] | None = None,
+        *,
+        owner: int | None = None,
+    ) -> None:
+        """Over a unix socket (our runtime images) whose owner, if given, must be `owner`,
+        or TCP (blackbox images on 8080). Constructed on the event loop that uses it."""
         self.socket_path = socket_path
         self.tcp = tcp
-        connector: aiohttp.BaseConnector
+        self.owner = owner
+        self._pinned: int | None = None  # an O_PATH descriptor of the proxy's socket
+        # Over a unix socket, made once the proxy answered (`wait_ready`), to its socket.
+        self._http: aiohttp.ClientSession | None = None
         if tcp is not None:
-            connector = aiohttp.TCPConnector(limit=0)
             self._base = f"http://{tcp[0]}:{tcp[1]}"
+            self._http = _session(aiohttp.TCPConnector(limit=0))
         else:
-            connector = aiohttp.UnixConnector(path=str(socket_path), limit=0)
             self._base = "http://action"
-        self._http = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
-        )
+
+    def _pin(self) -> None:
+        """Hold the proxy's socket by its inode, as the proxy made it before any action code
+        ran, and connect to that inode from now on, never to whatever the path names then:
+        the action can write where the socket lives, and could replace it with a symlink to
+        any socket on the host."""
+        assert self.socket_path is not None
+        try:
+            fd = os.open(self.socket_path, os.O_PATH | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise ProvisionError(f"the action proxy's socket is gone: {exc}") from None
+        found = os.fstat(fd)
+        if not stat.S_ISSOCK(found.st_mode) or self.owner not in (None, found.st_uid):
+            os.close(fd)
+            raise ProvisionError("the action proxy's socket is not a socket of its own")
+        self._pinned = fd
+        self._http = _session(aiohttp.UnixConnector(path=f"/proc/self/fd/{fd}", limit=0))
 
     async def post(self, path: str, payload: dict[str, Any], timeout_s: float) -> Exchange:
         body = json.dumps(payload, separators=(",", ":")).encode()
         started = time.monotonic()
+        if self._http is None:  # the proxy never answered: nothing can reach it
+            return Exchange(None, b"", 0, delivered=False)
         try:
             async with self._http.post(
                 self._base + path, data=body, headers=_JSON,
@@ -63,6 +89,8 @@ class ProxyClient:
             if alive is not None and not alive():
                 raise ProvisionError("the action container exited during start-up")
             if await self._healthy():
+                if self.tcp is None:
+                    self._pin()
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -98,7 +126,17 @@ class ProxyClient:
                 await writer.wait_closed()
 
     async def close(self) -> None:
-        await self._http.close()
+        if self._http is not None:
+            await self._http.close()
+        if self._pinned is not None:
+            os.close(self._pinned)
+            self._pinned = None
+
+
+def _session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+    )
 
 
 def _reached(exc: aiohttp.ClientError) -> bool:

@@ -377,10 +377,11 @@ async def activation_of(settings: Settings, activation_id: str, timeout_s: float
 
 
 class RedisServer:
-    """A redis-server of the test's own, without persistence, that can be killed and started
-    again (empty) on the same port."""
+    """A redis-server of the test's own, without persistence unless `fsync` is given, that can
+    be killed and started again on the same port: empty, or from its append-only file."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, fsync: str | None = None) -> None:
+        self.fsync = fsync  # with an append-only file, fsynced `always` or `everysec`
         binary = standalone._redis_server_binary()
         assert binary is not None, "no redis-server"
         self.binary, self.dir = binary, tmp_path
@@ -392,14 +393,17 @@ class RedisServer:
 
     def start(self) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", str(self.dir)]  # fmt: skip
+                "--dir", str(self.dir), "--appendonly", "yes" if self.fsync else "no"]  # fmt: skip
+        if self.fsync:
+            args += ["--appendfsync", self.fsync]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
+                break
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.02)
+        standalone._until_serving(self.url, self.process)  # its append-only file loaded
 
     def kill(self) -> None:
         assert self.process is not None

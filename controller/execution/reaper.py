@@ -14,10 +14,18 @@ from invoker.protocol import Keys, dead_invokers, forget_invoker, live_invokers,
 
 log = logging.getLogger(__name__)
 
+# A Redis that started less than this ago has not heard from live invokers yet: the alive
+# keys it loaded from its append-only file expired while it was down. (Invokers heartbeat
+# every second or so by default, and their keys live 5 s.)
+REDIS_SETTLE_S = 10
+
 
 async def reap_once(redis: Redis, keys: Keys, owner: str) -> tuple[int, int]:
-    """One pass over the dead invokers; returns (redelivered, failed) totals."""
+    """One pass over the dead invokers; returns (redelivered, failed) totals. None while
+    Redis itself has just started."""
     totals = [0, 0]
+    if int((await redis.info("server"))["uptime_in_seconds"]) < REDIS_SETTLE_S:
+        return 0, 0
     for dead in await dead_invokers(redis, keys):
         if not await redis.set(keys.reaper_lock(dead), owner, nx=True, px=15_000):
             continue  # another controller is on it

@@ -393,3 +393,50 @@ async def test_destroy_removes_the_container_and_is_safe_twice(
     assert not await backend.host.exists(container)
     await container.destroy()
     assert not await backend.host.exists(container)
+
+
+# What an action may not do to the host.
+
+SWAP_SOCKET = """
+const fs = require('fs');
+function main(p) {
+  const socket = process.env.HOMERUN_SOCKET;
+  fs.rmSync(socket, {force: true});
+  fs.symlinkSync(p.trap, socket);
+  return new Promise((resolve) => setTimeout(() => resolve({swapped: true}), 500));
+}
+"""
+
+
+async def test_a_socket_the_action_swaps_for_a_symlink_is_never_followed(
+    start: Start, tmp_path: Path
+) -> None:
+    # The action replaces its proxy's socket with a symlink to a socket on the host (the
+    # host's Docker engine, say); the invoker's next connections still reach the proxy.
+    reached: list[bytes] = []
+
+    async def trap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.append(await reader.read(200))
+        writer.close()
+
+    trap_path = tmp_path / "trap.sock"
+    server = await asyncio.start_unix_server(trap, path=str(trap_path))
+    trap_path.chmod(0o777)
+    try:
+        container = await start(NODE, init=False)
+        code = {"name": "swap", "main": "main", "code": SWAP_SOCKET, "binary": False}
+        assert (await container.init({"value": code}, TIMEOUT_S)).status == 200
+        swap = run_payload(trap=str(trap_path))
+
+        async def while_it_runs() -> Exchange:
+            # The first run holds the one connection: this one needs a new connection.
+            await asyncio.sleep(0.2)
+            return await container.run(run_payload(trap=str(trap_path)), TIMEOUT_S)
+
+        first, second = await asyncio.gather(container.run(swap, TIMEOUT_S), while_it_runs())
+        assert answer(first) == {"swapped": True}
+        assert second.status is not None, "the second request reached the proxy"
+        assert reached == [], "a request went to the socket the action planted"
+    finally:
+        server.close()
+        await server.wait_closed()

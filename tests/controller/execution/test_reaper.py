@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from controller.execution.reaper import reap_once
+from homerun.redisclient import connect
 from invoker.protocol import (
     FIELD,
     ActionLimitsMsg,
@@ -20,7 +21,7 @@ from invoker.protocol import (
     Reason,
     Result,
 )
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, RedisServer
 
 LOST = "The action did not produce a valid response and exited unexpectedly."
 QUEUED = ["1" * 32, "2" * 32]
@@ -215,3 +216,19 @@ async def test_without_live_invokers_queued_work_stays(redis: Redis, keys: Keys)
     assert await queued(redis, keys, "inv-live") == [invocation(a) for a in QUEUED]
     assert len(await results(redis, keys)) == 1
     assert not await redis.hexists(keys.invokers, "inv-dead")
+
+
+async def test_nothing_is_reaped_while_redis_has_just_started(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    # Redis came back from its append-only file: the alive keys expired while it was down,
+    # and the invokers, alive all along, have not beaten since.
+    redis = connect(redis_server.url)
+    try:
+        await dead_invoker_with_work(redis, keys)
+        await register(redis, keys, "inv-live", alive=True)
+        assert await reap_once(redis, keys, "ctl-1") == (0, 0)
+        assert len(await queued(redis, keys, "inv-dead")) == 3
+        assert await results(redis, keys) == []
+    finally:
+        await redis.aclose()
