@@ -324,7 +324,7 @@ def decode_json(raw: str | bytes) -> Any:
     return json.loads(raw)
 
 
-# Scripts. KEYS and ARGV are documented on each; all return 1 on success, 0 otherwise.
+# Scripts. KEYS and ARGV are documented on each; they return 0 when there is nothing to do.
 
 CLAIM_SCRIPT = """
 -- KEYS[1] queue stream, KEYS[2] running hash, KEYS[3] epoch; ARGV[1] entry id, ARGV[2]

@@ -21,8 +21,8 @@ REDIS_SETTLE_S = 10
 
 
 async def reap_once(redis: Redis, keys: Keys, owner: str) -> tuple[int, int]:
-    """One pass over the dead invokers; returns (redelivered, failed) totals. None while
-    Redis itself has just started."""
+    """One pass over the dead invokers; returns (redelivered, failed) totals. Nothing is
+    reaped while Redis itself has just started."""
     totals = [0, 0]
     if int((await redis.info("server"))["uptime_in_seconds"]) < REDIS_SETTLE_S:
         return 0, 0
