@@ -151,12 +151,10 @@ class Worker:
             )  # fmt: skip
         except RedisError as exc:
             log.warning("reading the queue failed: %s", exc)
-            try:
-                if is_nogroup(exc):  # Redis came back empty: read on at once
+            if is_nogroup(exc):  # Redis came back empty: read on at once
+                with contextlib.suppress(RedisError):
                     await self._ensure_group()
                     return []
-            except RedisError:
-                pass
             await asyncio.sleep(0.5)
             return []
         entries = []
@@ -229,13 +227,14 @@ class Worker:
         except ValueError as exc:
             await self._refuse(entry_id, raw, exc)
             return
-        # What the claim returned: nothing yet (or it never went through), "" if the reaper had
-        # moved the entry, else the epoch of Redis's data at the claim (it started).
-        epoch: list[str] = []
+        # What the claim returned: None if not yet (or it never went through), "" if the reaper
+        # had moved the entry, else the epoch of Redis's data at the claim (it started).
+        epoch: str | None = None
 
         async def claim() -> bool:
             """Mark it started once its container is ready (until then, a crash of this
             invoker leaves it to run elsewhere, not to be recorded as lost)."""
+            nonlocal epoch
             reply = await self._retrying(
                 f"claiming {inv.activation_id}",
                 lambda: self._claim(
@@ -244,26 +243,25 @@ class Worker:
                 ),
             )
             if reply is not None:
-                epoch.append("" if reply == 0 else _str(reply))
-            return bool(epoch and epoch[0])
+                epoch = "" if reply == 0 else _str(reply)
+            return bool(epoch)
 
         try:
             result = await self.runner.execute(inv, self._answer if inv.reply_to else None, claim)
             if result is None:
-                if epoch == [""]:  # the reaper moved it elsewhere
+                if epoch == "":  # the reaper moved it elsewhere
                     await self.redis.xack(self.keys.queue(self.id), INVOKER_GROUP, entry_id)
                 return  # or Redis is gone: the entry stays pending for a later life
         except asyncio.CancelledError:
-            if not (epoch and epoch[0]):  # it never started: it stays queued, for another one
+            if not epoch:  # it never started: it stays queued, for another invoker
                 raise
             result = Result.failure(
                 inv, Outcome.INTERNAL_ERROR, Reason.ABANDONED, messages.ABANDONED,
                 start=now_ms(), end=now_ms(), invoker=self.id,
             )  # fmt: skip
-            await asyncio.shield(self._publish(entry_id, inv.activation_id, result, epoch[0]))
+            await asyncio.shield(self._publish(entry_id, inv.activation_id, result, epoch))
             raise
-        claimed_in = epoch[0] if epoch else ""
-        await asyncio.shield(self._publish(entry_id, inv.activation_id, result, claimed_in))
+        await asyncio.shield(self._publish(entry_id, inv.activation_id, result, epoch or ""))
         self.completed += 1
 
     async def _refuse(self, entry_id: str, raw: bytes, exc: ValueError) -> None:
