@@ -19,6 +19,9 @@ RESOURCE_EXISTS = "resource already exists"
 CONCURRENT_MODIFICATION = "Concurrent modification to resource detected."
 INTERNAL_ERROR = "Internal server error."
 DATABASE_UNREACHABLE = "The database is unreachable; try again later."
+MISCONFIGURED = (
+    "This controller's keys do not open the database's secrets; its operator must set them."
+)
 REDIS_UNREACHABLE = (
     "The execution engine is unreachable (its Redis does not answer); try again later."
 )

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from controller.db.engine import async_url
+from controller.db.sealed import KEY_FILE, Keyring, SealingError
 from controller.limits import SystemLimits
 
 ENV_PREFIX = "HOMERUN_"
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
 
     `database_url` defaults to a SQLite file in `data_dir`; `redis_url` is unset until an
     execution engine uses it. `api_host` is the public base URL printed in action URLs.
+    `secret_keys` seal secrets at rest (controller.db.sealed); unset, a key file in `data_dir`
+    is used, made on first use.
     """
 
     model_config = SettingsConfigDict(
@@ -48,6 +51,7 @@ class Settings(BaseSettings):
     runtimes_manifest: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     limits: SystemLimits = Field(default_factory=SystemLimits)
+    secret_keys: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -56,11 +60,26 @@ class Settings(BaseSettings):
             async_url(value)  # raises ValueError naming what is wrong
         return value
 
+    @field_validator("secret_keys")
+    @classmethod
+    def _usable_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Keyring.parse(value.get_secret_value(), "the keys")
+            except SealingError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'homerun.db').resolve()}"
+
+    def keyring(self) -> Keyring:
+        if self.secret_keys is not None:
+            return Keyring.parse(self.secret_keys.get_secret_value(), f"{ENV_PREFIX}SECRET_KEYS")
+        return Keyring.from_file(self.data_dir / KEY_FILE)
 
     @property
     def running_redis_file(self) -> Path:

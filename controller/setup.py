@@ -10,7 +10,7 @@ from typing import TypeVar
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controller.db import migrate
+from controller.db import migrate, sealing
 from controller.db.engine import changed_cached_tables, create_engine, session_factory
 from controller.execution.cache import bump_revision
 from controller.runtimes import load_manifest
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one committed transaction on a short-lived engine. A change to what the
     controllers cache (a revoked token, say) reaches them through Redis, when one runs."""
-    engine = create_engine(settings.effective_database_url)
+    engine = create_engine(settings.effective_database_url, settings.keyring())
     try:
         async with session_factory(engine)() as session:
             async with session.begin():
@@ -62,4 +62,13 @@ def upgrade_database(settings: Settings, revision: str = "head") -> None:
     migrate.upgrade(settings.effective_database_url, revision)
     if revision == "head":
         ctx = WriteContext(load_manifest(settings.runtimes_manifest), settings.limits)
-        run_in_transaction(settings, lambda session: catalog.sync(session, ctx))
+        run_in_transaction(settings, lambda session: _seal_and_sync(session, settings, ctx))
+
+
+async def _seal_and_sync(session: AsyncSession, settings: Settings, ctx: WriteContext) -> None:
+    keyring = settings.keyring()
+    await sealing.admit(session, keyring)
+    sealed = await sealing.seal_all(session, keyring)
+    if sealed:
+        log.info("sealed %d stored secrets with the key of %s", sealed, keyring.source)
+    await catalog.sync(session, ctx)

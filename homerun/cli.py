@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from controller.db.sealed import Keyring, SealingError
 from controller.domain import Credential, TokenScope
 from controller.services import credentials
 from controller.settings import ConfigError, Settings, load_settings
@@ -95,8 +96,12 @@ def db() -> None:
 @db.command()
 @click.argument("revision", default="head")
 def upgrade(revision: str) -> None:
-    """Migrate the database up to REVISION (default: head) and sync the system catalog."""
-    upgrade_database(_settings(), revision)
+    """Migrate the database up to REVISION (default: head), seal any secret stored plain or
+    under an older key, and sync the system catalog."""
+    try:
+        upgrade_database(_settings(), revision)
+    except SealingError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"database at {revision}")
 
 
@@ -106,13 +111,24 @@ def downgrade(revision: str) -> None:
     """Migrate the database down to REVISION (`base` removes every table)."""
     from controller.db import migrate
 
-    migrate.downgrade(_settings().effective_database_url, revision)
+    settings = _settings()
+    try:
+        migrate.downgrade(settings.effective_database_url, revision, settings.keyring())
+    except SealingError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"database at {revision}")
 
 
 @main.group()
 def admin() -> None:
     """Operator credentials for the seed API."""
+
+
+@admin.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for HOMERUN_SECRET_KEYS (to rotate: the new key first, then the old,
+    then `homerun db upgrade`)."""
+    click.echo(Keyring.new_key())
 
 
 def _print_credentials(rows: list[Credential], as_json: bool) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from controller.api.app import create_app
 from controller.db.models import Base
+from controller.db.sealed import Keyring
 from controller.domain import TokenScope
 from controller.services import credentials
 from controller.settings import Settings
@@ -33,6 +34,11 @@ PG_ADMIN_URL = os.environ.get(
     "HOMERUN_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 BACKENDS = os.environ.get("HOMERUN_TEST_BACKENDS", "sqlite,postgresql").split(",")
+
+# One sealing key for the session's databases, whose tests each have their own data directory
+# (where a controller would otherwise make a key of its own); controller.db.sealed's key file is
+# tested in tests/controller/db/test_sealing.py.
+os.environ["HOMERUN_SECRET_KEYS"] = Keyring.new_key()
 
 
 async def _pg_admin(statement: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,6 +29,7 @@ from controller.api.openwhisk.common import BEARER_PREFIX
 from controller.api.openwhisk.cors import CorsMiddleware
 from controller.api.seed import actions, events, namespaces, system
 from controller.api.state import AppState
+from controller.db.engine import UNREACHABLE as DATABASE_UNREACHABLE
 from controller.db.engine import create_engine, session_factory
 from controller.execution.cache import EntityCache
 from controller.execution.entry import EntryPoint
@@ -39,6 +41,8 @@ from controller.services import codestore
 from controller.settings import Settings
 from homerun import redisclient
 from invoker.protocol import Keys
+
+log = logging.getLogger(__name__)
 
 SEED_ENDPOINTS: tuple[Endpoint, ...] = (
     *namespaces.ENDPOINTS,
@@ -54,16 +58,36 @@ async def _load_code(state: AppState, digest: str) -> str | None:
         return await codestore.get(session, digest)
 
 
+async def _admit(state: AppState) -> None:
+    """Refuse to start with keys that do not open the database's secrets; if the database
+    does not answer yet, its first transaction checks them."""
+    try:
+        async with state.transaction():
+            pass
+    except DATABASE_UNREACHABLE as exc:
+        log.warning("the database is unreachable (%s): its keys are checked when it answers", exc)
+
+
 def create_app(settings: Settings) -> Starlette:
     manifest = load_manifest(settings.runtimes_manifest)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.effective_database_url)
+        keyring = settings.keyring()
+        engine = create_engine(settings.effective_database_url, keyring)
         state = AppState(
-            settings=settings, manifest=manifest, engine=engine, sessions=session_factory(engine)
+            settings=settings,
+            manifest=manifest,
+            engine=engine,
+            sessions=session_factory(engine),
+            keyring=keyring,
         )
         app.state.homerun = state
+        try:
+            await _admit(state)
+        except BaseException:
+            await engine.dispose()
+            raise
         redis = redisclient.connect(settings.redis_url) if settings.redis_url else None
         retention = asyncio.create_task(
             purge_forever(state.transaction, settings.limits.activation_retention_days)

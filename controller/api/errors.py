@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from controller import messages
 from controller.db.engine import UNREACHABLE as DATABASE_UNREACHABLE
+from controller.db.sealed import SealingError
 from controller.errors import (
     Conflict,
     HomerunError,
@@ -115,6 +116,13 @@ async def database_unreachable(request: Request, exc: Exception) -> Response:
     return error_response(request, 503, messages.DATABASE_UNREACHABLE)
 
 
+async def misconfigured(request: Request, exc: Exception) -> Response:
+    """This controller's keys do not open the database's secrets: nothing is served until
+    its operator sets the right ones."""
+    log.error("refused %s %s: %s", request.method, request.url.path, exc)
+    return error_response(request, 503, messages.MISCONFIGURED)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, 500, messages.INTERNAL_ERROR)
@@ -127,5 +135,6 @@ EXCEPTION_HANDLERS = {
     RedisConnectionError: redis_unreachable,
     RedisTimeoutError: redis_unreachable,
     **dict.fromkeys(DATABASE_UNREACHABLE, database_unreachable),
+    SealingError: misconfigured,
     Exception: internal_error,
 }

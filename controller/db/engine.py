@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from controller.db.sealed import Keyring, bind_keyring
+
 # What the database being down, restarting or overloaded raises (not a bug: try later).
 # asyncpg's refused connection comes through as the builtin ConnectionRefusedError.
 UNREACHABLE: tuple[type[Exception], ...] = (
@@ -49,8 +51,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """Create the async engine; for SQLite, create the file's directory and set pragmas."""
+def create_engine(url: str, keyring: Keyring | None = None) -> AsyncEngine:
+    """Create the async engine; for SQLite, create the file's directory and set pragmas.
+    Without `keyring`, the engine can neither read nor write a sealed column."""
     full = async_url(url)
     parsed = make_url(full)
     if parsed.get_backend_name() == "sqlite":
@@ -58,8 +61,10 @@ def create_engine(url: str) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(full)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(full, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_async_engine(full, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    bind_keyring(engine, keyring)
+    return engine
 
 
 # The tables whose rows invocations look up, and controllers cache (controller.execution.cache).

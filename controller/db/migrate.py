@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 import migrations
+from controller.db.sealed import Keyring
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -24,5 +25,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
-def downgrade(database_url: str, revision: str) -> None:
-    command.downgrade(alembic_config(database_url), revision)
+def downgrade(database_url: str, revision: str, keyring: Keyring | None = None) -> None:
+    """Migrate down; below revision 0004 secrets are stored plain again, which `keyring`
+    must open."""
+    config = alembic_config(database_url)
+    config.attributes["keyring"] = keyring
+    command.downgrade(config, revision)

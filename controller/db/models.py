@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from controller.db.sealed import SealedJSON, SealedString
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -44,7 +46,7 @@ class NamespaceRow(Base):
     org_id: Mapped[str | None] = mapped_column(NAME)
     int_id: Mapped[str | None] = mapped_column(NAME)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
-    key: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(SealedString)
     limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created: Mapped[int] = mapped_column(BigInteger)
 
@@ -59,7 +61,7 @@ class PackageRow(Base):
     publish: Mapped[bool] = mapped_column(Boolean, default=False)
     binding_namespace: Mapped[str | None] = mapped_column(NAME)
     binding_name: Mapped[str | None] = mapped_column(NAME)
-    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    parameters: Mapped[list[Any]] = mapped_column(SealedJSON, default=list)
     annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     version: Mapped[str] = mapped_column(String(64), default="0.0.1")
     updated: Mapped[int] = mapped_column(BigInteger)
@@ -91,7 +93,7 @@ class ActionRow(Base):
     code_digest: Mapped[str | None] = mapped_column(
         ForeignKey("code_blobs.digest", ondelete="RESTRICT"), index=True
     )
-    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    parameters: Mapped[list[Any]] = mapped_column(SealedJSON, default=list)
     annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     timeout: Mapped[int] = mapped_column(Integer)
     memory: Mapped[int] = mapped_column(Integer)
@@ -149,6 +151,15 @@ class EventRegistrationRow(Base):
     updated: Mapped[int] = mapped_column(BigInteger)
 
 
+class SealingKeyRow(Base):
+    """The fingerprint of a key that sealed this database's secrets (controller.db.sealed)."""
+
+    __tablename__ = "sealing_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
 class OperatorTokenRow(Base):
     """A seed-API bearer token; only its sha256 digest is stored."""
 
@@ -187,7 +198,7 @@ class TriggerRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(NAME)
-    parameters: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    parameters: Mapped[list[Any]] = mapped_column(SealedJSON, default=list)
     annotations: Mapped[list[Any]] = mapped_column(JSON, default=list)
     rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     version: Mapped[str] = mapped_column(String(64), default="0.0.1")
@@ -225,5 +236,5 @@ class LogForwardingRow(Base):
         ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True
     )
     destination: Mapped[str] = mapped_column(String(64))
-    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
     updated: Mapped[int] = mapped_column(BigInteger)

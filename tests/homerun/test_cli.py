@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import inspect
 
 from controller.db.engine import create_engine
+from controller.db.sealed import Keyring
 from controller.domain import Principal, TokenScope
 from controller.errors import NotAuthenticated
 from controller.names import SYSTEM_NAMESPACE
@@ -323,3 +324,20 @@ def test_bad_database_url_is_named(offline_cli: Cli) -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit), result.exception  # no traceback
     assert "HOMERUN_DATABASE_URL" in result.output
+
+
+# The sealing keys.
+
+
+def test_secret_key_prints_a_key_the_settings_take(offline_cli: Cli) -> None:
+    key = offline_cli.ok("admin", "secret-key").strip()
+
+    assert Settings(secret_keys=key).keyring().keys == (key.encode(),)
+
+
+def test_upgrade_with_a_stranger_key_is_refused_by_name(cli: Cli) -> None:
+    result = cli.run("db", "upgrade", HOMERUN_SECRET_KEYS=Keyring.new_key())
+
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert "HOMERUN_SECRET_KEYS" in result.output

@@ -7,18 +7,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from controller.db import migrate
 from controller.db.engine import create_engine
 from controller.db.models import Base
+from controller.db.sealed import SealingError
+from controller.services import namespaces
+from controller.settings import Settings
+from controller.setup import in_transaction, upgrade_database
 
 BACKENDS = ["sqlite", "postgresql"]
 APPLICATION_TABLES = set(Base.metadata.tables)
@@ -43,6 +48,12 @@ def tables(url: str) -> set[str]:
 
 def revision(url: str) -> str | None:
     return _on_connection(url, lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+def stored_keys(url: str) -> list[str]:
+    return _on_connection(
+        url, lambda c: list(c.execute(text("SELECT key FROM namespaces")).scalars())
+    )
 
 
 def schema_differences(url: str) -> list[Any]:
@@ -105,3 +116,20 @@ def test_upgrade_at_head_is_a_no_op(empty_database: str) -> None:
 
     assert (schema_differences(empty_database), tables(empty_database)) == before
     assert revision(empty_database) == HEAD
+
+
+def test_a_downgrade_opens_the_sealed_secrets_with_the_keys(
+    empty_database: str, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=empty_database)
+    upgrade_database(settings)
+    made = asyncio.run(in_transaction(settings, lambda s: namespaces.ensure(s, "acme", "int1")))
+    assert made.key not in stored_keys(empty_database)
+
+    with pytest.raises(SealingError, match="only with the operator's keys"):
+        migrate.downgrade(empty_database, "0003")
+    migrate.downgrade(empty_database, "0003", settings.keyring())
+
+    assert made.key in stored_keys(empty_database)
+    upgrade_database(settings)
+    assert made.key not in stored_keys(empty_database)
