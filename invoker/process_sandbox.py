@@ -1,6 +1,8 @@
 """The process sandbox: each action container is a child process running the runtime's proxy
-on this host, under resource limits. It does NOT isolate actions from the host or from each
-other; it exists for machines without a container engine, and says so when it starts."""
+on this host, under resource limits. As root it keeps containers apart as Unix users: a uid,
+a private directory and a private socket each. It does NOT isolate actions from the host
+(network, world-readable files, /proc); it exists for machines without a container engine,
+and says so when it starts."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ UID_BASE = 200_000
 UID_SPAN = 60_000
 PIDS_LIMIT = 256
 WARNING = (
-    "the process sandbox runs actions as local processes: it limits their resources but does "
-    "NOT isolate them from this host or from each other. Use the docker sandbox in production."
+    "the process sandbox runs actions as local processes: it limits their resources and (as "
+    "root) gives each container a uid of its own, but does NOT isolate them from this host. "
+    "Use the docker sandbox in production."
 )
 _OOM_MARKERS = (
     "JavaScript heap out of memory",
@@ -68,6 +71,7 @@ def _limits(kind: str, memory_mb: int, uid: int | None) -> Any:
 
     def apply() -> None:
         os.setsid()
+        os.umask(0o077)  # its socket and files are its own
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
@@ -245,9 +249,10 @@ class ProcessSandbox:
             self.work_root.mkdir(parents=True)
             self.work_root.chmod(0o711)  # the unprivileged child must reach its directory
         workdir = self.work_root / uuid.uuid4().hex[:12]
-        workdir.mkdir(parents=True)
-        workdir.chmod(0o777)
+        workdir.mkdir(parents=True, mode=0o700)  # private: its HOME, TMPDIR and socket
         uid = self._allocate_uid() if self._root else None
+        if uid is not None:
+            os.chown(workdir, uid, uid)
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
