@@ -95,6 +95,13 @@ class DockerActionContainer:
             await asyncio.sleep(0.05)
         return False
 
+    async def pause(self) -> None:
+        # The engine freezes the container's cgroup: every process in it, whatever it forked.
+        await asyncio.to_thread(self._container.pause)
+
+    async def resume(self) -> None:
+        await asyncio.to_thread(self._container.unpause)
+
     async def destroy(self) -> None:
         if self._destroyed:
             return

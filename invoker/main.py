@@ -52,6 +52,7 @@ def make_worker(settings: InvokerSettings, redis: Redis, sandbox: Sandbox | None
         sandbox or make_sandbox(settings),
         settings.memory_mb,
         idle_timeout_s=settings.idle_timeout_s,
+        pause_grace_s=settings.pause_grace_s,
     )
     runner = Runner(pool, CodeCache(redis, keys), settings.id)
     return Worker(

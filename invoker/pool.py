@@ -1,6 +1,6 @@
 """The container pool: warm reuse per (invoking namespace, action version), prewarmed stem
-cells per (kind, memory), a memory budget with LRU eviction of idle containers, and idle
-expiry."""
+cells per (kind, memory), a memory budget with LRU eviction of idle containers, pausing of
+idle containers and idle expiry."""
 
 from __future__ import annotations
 
@@ -58,8 +58,11 @@ class Slot:
     gone: bool = False  # out of the pool: those waiting to share it must look elsewhere
     finishing: bool = False  # its activation has its result, and its logs are being read
     dropped: bool = False  # destroyed, its memory given back
+    paused: bool = False  # frozen while idle: it must be resumed before it runs anything
     # Set once it is started and initialised, or gone: those sharing it wait for this.
     settled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Held while it is being paused or resumed.
+    transition: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def container(self) -> Container:
@@ -82,6 +85,7 @@ class PoolStats:
     busy: int  # containers running at least one activation (or starting for one)
     stem_cells: int
     memory_used_mb: int
+    paused: int = 0  # of the idle ones
 
 
 class ContainerPool:
@@ -91,6 +95,7 @@ class ContainerPool:
         memory_budget_mb: int,
         *,
         idle_timeout_s: float = 600.0,
+        pause_grace_s: float = 10.0,
         stem_cells: tuple[StemCellSpec, ...] = (),
         stem_cell_env: dict[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -98,6 +103,7 @@ class ContainerPool:
         self.sandbox = sandbox
         self.memory_budget_mb = memory_budget_mb
         self.idle_timeout_s = idle_timeout_s
+        self.pause_grace_s = pause_grace_s  # 0: never pause
         self.stem_cells = stem_cells
         self.stem_cell_env = stem_cell_env or {}
         self._clock = clock
@@ -119,8 +125,9 @@ class ContainerPool:
         In order: a container of the key with room (up to `capacity` activations share one;
         joining one that is still starting waits for it), a stem cell of the kind and memory,
         a new container within the memory budget (evicting the least recently used idle ones
-        of other keys), else wait until one of these frees up. A container that died is
-        never handed out. `reuse=False` always starts a new container."""
+        of other keys), else wait until one of these frees up. A paused container is resumed
+        first. A container that died, or cannot be resumed, is never handed out.
+        `reuse=False` always starts a new container."""
         if spec.memory_mb > self.memory_budget_mb:
             raise ProvisionError(
                 f"{spec.memory_mb} MB exceeds this invoker's memory budget of "
@@ -134,9 +141,9 @@ class ContainerPool:
                 self._lend(shared)
                 if not shared.initialized:
                     await shared.settled.wait()
-                if shared.initialized and not shared.gone:
+                if shared.initialized and not shared.gone and await self._awake(shared):
                     return shared, True
-                shared.active -= 1  # its start or /init failed: look again
+                shared.active -= 1  # its start, /init or resumption failed: look again
                 continue
             if reuse and self._finishing(key):
                 # Back in a moment (its logs are being read): better than a cold start.
@@ -167,6 +174,25 @@ class ContainerPool:
                 if best is None or rank > (best.initialized, best.active, best.last_used):
                     best = slot
         return best
+
+    async def _awake(self, slot: Slot) -> bool:
+        """Whether `slot` can run an activation, resumed first if it is paused or being
+        paused; one that cannot be resumed goes, as a dead one does."""
+        if not slot.paused and not slot.transition.locked():
+            return True
+        async with slot.transition:
+            if slot.paused and not slot.gone:
+                try:
+                    await slot.container.resume()
+                except Exception as exc:
+                    log.warning(
+                        "could not resume container %s: %s: replacing it", slot.container.id, exc
+                    )
+                    self._forget(slot)
+                    self._spawn(self._remove(slot))
+                    return False
+                slot.paused = False
+        return not slot.gone
 
     def _finishing(self, key: WarmKey) -> bool:
         return any(s.finishing and not s.gone for s in self._warm.get(key, ()))
@@ -382,6 +408,39 @@ class ContainerPool:
             self._replenish(kind, memory_mb)
         return len(warm) + len(stems)
 
+    async def pause_idle(self) -> int:
+        """Pause the warm containers that have run nothing for longer than the pause grace
+        (never stem cells: they have run no action code), so that nothing an action left
+        behind runs between its activations; how many were paused. One that cannot be paused
+        is removed."""
+        if not self.pause_grace_s:
+            return 0
+        horizon = self._clock() - self.pause_grace_s
+        due = [
+            slot
+            for slots in self._warm.values()
+            for slot in slots
+            if slot.idle and not slot.paused and not slot.dead and slot.last_used < horizon
+        ]
+        return sum(await asyncio.gather(*(self._pause(slot) for slot in due)))
+
+    async def _pause(self, slot: Slot) -> bool:
+        async with slot.transition:
+            if not slot.idle or slot.paused or slot.gone:  # taken, or gone, meanwhile
+                return False
+            try:
+                await slot.container.pause()
+            except Exception as exc:
+                if not slot.gone:
+                    log.warning(
+                        "could not pause container %s: %s: removing it", slot.container.id, exc
+                    )
+                    self._forget(slot)
+                    await self._remove(slot)
+                return False
+            slot.paused = True
+            return True
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
@@ -394,6 +453,7 @@ class ContainerPool:
             busy=sum(1 for slot in warm if slot.active > 0),
             stem_cells=sum(len(s) for s in self._stems.values()),
             memory_used_mb=self._used_mb,
+            paused=sum(1 for slot in warm if slot.paused),
         )
 
     def containers(self, key: WarmKey) -> int:

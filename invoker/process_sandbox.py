@@ -34,6 +34,7 @@ SOCKET_NAME = "action.sock"
 UID_BASE = 200_000
 UID_SPAN = 60_000
 PIDS_LIMIT = 256
+STOP_SCANS = 32  # of /proc while pausing; an action whose processes outgrow them is not paused
 WARNING = (
     "the process sandbox runs actions as local processes: it limits their resources and (as "
     "root) gives each container a uid of its own, but does NOT isolate them from this host. "
@@ -110,6 +111,7 @@ class ProcessActionContainer:
             asyncio.create_task(self._read(process.stderr, "stderr")),
         ]
         self._destroyed = False
+        self._stopped: set[int] = set()  # the processes `pause` stopped
 
     async def _read(self, pipe: asyncio.StreamReader | None, stream: str) -> None:
         if pipe is None:
@@ -158,6 +160,17 @@ class ProcessActionContainer:
         tail = "".join(self._stderr_tail)
         return any(marker in tail for marker in _OOM_MARKERS)
 
+    async def pause(self) -> None:
+        # Off the event loop: finding the container's processes reads all of /proc.
+        self._stopped = await asyncio.to_thread(_stop_all, self.pid, self.uid)
+
+    async def resume(self) -> None:
+        os.killpg(self.pid, signal.SIGCONT)  # the proxy's group first: it takes the request
+        for pid in self._stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._stopped = set()
+
     async def destroy(self) -> None:
         if self._destroyed:
             return
@@ -165,6 +178,9 @@ class ProcessActionContainer:
         await self._proxy.close()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._process.pid, signal.SIGKILL)
+        for pid in self._stopped:  # paused: those that left its group too
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self._process.kill()
         if self.uid is not None:
@@ -197,6 +213,49 @@ def _state(stat: Path) -> str:
         return stat.read_text().rsplit(")", 1)[-1].split()[0]
     except (OSError, IndexError):
         return ""
+
+
+def _stop_all(session: int, uid: int | None) -> set[int]:
+    """SIGSTOP every process of a container (the proxy leads `session`; `uid` is the
+    container's own, if it has one) and return them: scans of /proc stop those not yet
+    stopped until one finds none. A stopped process forks no more (the kernel undoes a fork
+    that a signal interrupts), so each scan can only find what the previous ones missed."""
+    os.killpg(session, signal.SIGSTOP)
+    stopped: set[int] = set()
+    for _ in range(STOP_SCANS):
+        found = _members(session, uid) - stopped
+        if not found:
+            return stopped
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= found
+    raise OSError(f"the processes of session {session} kept multiplying while being paused")
+
+
+def _members(session: int, uid: int | None) -> set[int]:
+    """The processes of `session` or of `uid`, and their descendants (a child that made a
+    session of its own). Without a uid of its own, a process that left the session and lost
+    its parent is not found."""
+    parents: dict[int, int] = {}
+    members: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ppid, sid = int(fields[1]), int(fields[3])  # after the state: ppid, pgrp, session
+            owner = entry.stat().st_uid if uid is not None else None
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        pid = int(entry.name)
+        parents[pid] = ppid
+        if sid == session or (uid is not None and owner == uid):
+            members.add(pid)
+    while children := {pid for pid, ppid in parents.items() if ppid in members} - members:
+        members |= children
+    return members
 
 
 def _become(uid: int) -> None:

@@ -65,8 +65,17 @@ class Container(Protocol):
     async def was_oom_killed(self) -> bool:
         """Whether the container was killed for exceeding its memory limit."""
 
+    async def pause(self) -> None:
+        """Freeze every process of the container, so that nothing an action left behind
+        (timers, children it forked) runs while it is idle; raises when it cannot. Its proxy
+        answers nothing until `resume`."""
+
+    async def resume(self) -> None:
+        """Let a paused container's processes go on where they stopped (its action stays
+        initialised); raises when it cannot."""
+
     async def destroy(self) -> None:
-        """Stop and remove the container; safe to call twice."""
+        """Stop and remove the container, paused or not; safe to call twice."""
 
 
 class Sandbox(Protocol):

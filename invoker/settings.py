@@ -33,6 +33,13 @@ class InvokerSettings(BaseSettings):
     slots: int = Field(16, ge=1, le=4096)
     memory_mb: int = Field(2048, ge=128)
     idle_timeout_s: float = Field(600.0, gt=0)
+    pause_grace_s: float = Field(
+        10.0,
+        ge=0,
+        description="A warm container that has run nothing for this long is paused (docker "
+        "pause, or SIGSTOP of its processes) until its next activation, as OpenWhisk's "
+        "pause grace; 0 never pauses.",
+    )
     heartbeat_s: float = Field(1.0, gt=0)
     alive_ttl_s: float = Field(5.0, gt=0)
     drain_timeout_s: float = Field(60.0, ge=0)

@@ -108,7 +108,7 @@ class Worker:
         await self.startup()
         background = [
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
-            asyncio.create_task(self._evict_idle(), name="idle-eviction"),
+            asyncio.create_task(self._tend_idle(), name="idle-containers"),
         ]
         try:
             await self._recover_pending()
@@ -344,14 +344,20 @@ class Worker:
             except RedisError as exc:
                 log.warning("heartbeat failed: %s", exc)
 
-    async def _evict_idle(self) -> None:
+    async def _tend_idle(self) -> None:
+        """Expire idle containers and pause those past the pause grace: one sweep of the pool
+        now and then, so that an activation pays nothing for either."""
         interval = max(1.0, min(10.0, self.pool.idle_timeout_s / 4))
+        if self.pool.pause_grace_s:
+            # A container is paused within a quarter of the grace after it is due.
+            interval = min(interval, max(0.05, self.pool.pause_grace_s / 4))
         while not self._departing:
             await asyncio.sleep(interval)
             try:
                 await self.pool.evict_idle()
+                await self.pool.pause_idle()
             except Exception:
-                log.exception("idle eviction failed")
+                log.exception("tending idle containers failed")
 
 
 def _str(value: Any) -> str:

@@ -561,3 +561,215 @@ async def test_close_destroys_everything(
     assert pool.stats() == PoolStats(idle=0, busy=0, stem_cells=0, memory_used_mb=0)
     with pytest.raises(ProvisionError):
         await pool.acquire(KEY, spec_of(KEY))
+
+
+# Pausing idle containers.
+
+FORKS = """
+import os
+import subprocess
+
+
+def main(args):
+    # One child in the proxy's session, one that leaves it.
+    kids = [subprocess.Popen(['sleep', '60'], start_new_session=s).pid for s in (False, True)]
+    return {'pid': os.getpid(), 'n': args.get('n'), 'kids': kids}
+"""
+
+
+def stopped(pid: int) -> bool:
+    """Whether process `pid` is stopped by a signal (and not, say, sleeping)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+async def warm_slot(pool: ContainerPool, key: WarmKey = KEY, code: str = CODE) -> Slot:
+    """A container of `key`, initialised, run once and released."""
+    slot, _ = await pool.acquire(key, spec_of(key))
+    await init(pool, slot, code)
+    await run(slot, 0)
+    await pool.release(slot)
+    return slot
+
+
+async def test_an_idle_container_is_paused_after_the_grace_and_not_within_it(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 10  # idle exactly the grace
+    assert await pool.pause_idle() == 0
+    assert not slot.paused and not stopped(process(slot).pid)
+    clock.now += 1
+    assert await pool.pause_idle() == 1
+    assert slot.paused and stopped(process(slot).pid)
+    assert process(slot).alive()  # stopped is not dead
+    assert pool.stats() == PoolStats(idle=1, busy=0, stem_cells=0, memory_used_mb=128, paused=1)
+    assert await pool.pause_idle() == 0  # once
+
+
+async def test_a_grace_of_zero_never_pauses(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=0, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 1_000
+    assert await pool.pause_idle() == 0
+    assert not slot.paused and not stopped(process(slot).pid)
+
+
+async def test_pausing_stops_the_processes_an_action_forked_and_acquire_resumes_them(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    slot, _ = await pool.acquire(KEY, spec_of(KEY))
+    await init(pool, slot, FORKS)
+    first = await run(slot, 1)
+    await pool.release(slot)
+    try:
+        clock.now += 11
+        assert await pool.pause_idle() == 1
+        assert all(stopped(pid) for pid in [first["pid"], *first["kids"]])
+
+        again, warm = await pool.acquire(KEY, spec_of(KEY))
+        assert warm and again is slot and not slot.paused  # resumed, not initialised again
+        assert not any(stopped(pid) for pid in [first["pid"], *first["kids"]])
+        assert (await run(again, 2))["pid"] == first["pid"]
+        assert pool.stats().paused == 0
+    finally:
+        for pid in first["kids"]:
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_an_activation_arriving_while_its_container_is_paused_gets_it_resumed(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 11
+    pausing = asyncio.create_task(pool.pause_idle())
+    for _ in range(10):  # a few turns of the loop, not the time the pause takes
+        await asyncio.sleep(0)
+    assert slot.transition.locked(), "the pause is under way"
+    again, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert warm and again is slot
+    assert await pausing == 1
+    assert not slot.paused and not stopped(process(slot).pid)
+    await run(again, 1)
+    assert len(sandbox.started) == 1
+
+
+async def test_a_concurrent_container_is_paused_only_once_none_of_its_activations_runs(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    key = replace(KEY, kind=NODE)
+    one, _ = await pool.acquire(key, spec_of(key), capacity=3)
+    await init(pool, one, NODE_CODE)
+    two, warm = await pool.acquire(key, spec_of(key), capacity=3)
+    assert warm and two is one
+    await pool.release(one)
+    clock.now += 100  # released long ago, but another activation still runs in it
+    assert await pool.pause_idle() == 0
+    assert not one.paused and not stopped(process(one).pid)
+    await pool.release(two)
+    clock.now += 10
+    assert await pool.pause_idle() == 0
+    clock.now += 1
+    assert await pool.pause_idle() == 1
+    assert stopped(process(one).pid)
+
+
+async def test_a_stem_cell_is_never_paused(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(
+        pause_grace_s=10, clock=clock, stem_cells=(StemCellSpec(NODE, IMAGE[NODE], 128, 1),)
+    )
+    await pool.prewarm()
+    [stem] = sandbox.containers
+    clock.now += 1_000
+    assert await pool.pause_idle() == 0
+    assert not stopped(stem.pid)
+
+
+async def test_a_paused_container_that_died_is_replaced_not_handed_out(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 11
+    assert await pool.pause_idle() == 1
+    kill(process(slot))  # SIGKILL ends a stopped process too
+    await until(lambda: not process(slot).alive())
+
+    fresh, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert not warm and fresh is not slot
+    await until(lambda: pool.stats().memory_used_mb == 128)  # the dead one's memory is back
+    await init(pool, fresh)
+    await run(fresh, 1)
+
+
+async def test_a_container_that_cannot_be_resumed_is_replaced_not_handed_out(
+    make_pool: Callable[..., ContainerPool],
+    sandbox: RecordingSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock()
+    pool = make_pool(pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 11
+    assert await pool.pause_idle() == 1
+
+    async def refuse() -> None:
+        raise OSError("the engine refused")
+
+    monkeypatch.setattr(process(slot), "resume", refuse)
+    fresh, warm = await pool.acquire(KEY, spec_of(KEY))
+    assert not warm and fresh is not slot
+    await until(lambda: not process(slot).alive())  # destroyed though paused
+    assert slot.gone and pool.containers(KEY) == 1
+    await init(pool, fresh)
+    await run(fresh, 1)
+    assert pool.stats().memory_used_mb == 128
+
+
+async def test_a_paused_container_expires_after_the_idle_timeout(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(idle_timeout_s=60, pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    workdir = process(slot)._workdir
+    clock.now += 11
+    assert await pool.pause_idle() == 1
+    clock.now += 50
+    assert await pool.evict_idle() == 1
+    assert not process(slot).alive()
+    assert not workdir.exists()
+    assert pool.stats() == PoolStats(idle=0, busy=0, stem_cells=0, memory_used_mb=0)
+
+
+async def test_over_budget_a_paused_container_is_evicted_like_any_idle_one(
+    make_pool: Callable[..., ContainerPool], sandbox: RecordingSandbox
+) -> None:
+    clock = Clock()
+    pool = make_pool(128, pause_grace_s=10, clock=clock)
+    slot = await warm_slot(pool)
+    clock.now += 11
+    assert await pool.pause_idle() == 1
+    other = replace(KEY, action="acme/other")
+    new, warm = await pool.acquire(other, spec_of(other))
+    assert not warm
+    await until(lambda: not process(slot).alive())
+    assert pool.containers(KEY) == 0
+    await init(pool, new)
+    await run(new, 1)
+    assert pool.stats() == PoolStats(idle=0, busy=1, stem_cells=0, memory_used_mb=128)

@@ -395,6 +395,46 @@ async def test_destroy_removes_the_container_and_is_safe_twice(
     assert not await backend.host.exists(container)
 
 
+# Pausing.
+
+COUNTING = """
+let ticks = 0;
+let timer = null;
+function main() {
+  if (timer === null) timer = setInterval(() => { ticks += 1; }, 10);
+  return {ticks};
+}
+"""
+
+
+async def test_a_paused_container_runs_nothing_until_it_is_resumed(start: Start) -> None:
+    container = await start(NODE, init=False)
+    code = {"name": "count", "main": "main", "code": COUNTING, "binary": False}
+    assert (await container.init({"value": code}, TIMEOUT_S)).status == 200
+    assert answer(await container.run(run_payload(), TIMEOUT_S)) == {"ticks": 0}
+    await asyncio.sleep(0.3)  # about 30 ticks
+    await container.pause()
+    assert container.alive()
+    await asyncio.sleep(1.0)  # about 100 more, were it running
+    await container.resume()
+    ticks = answer(await container.run(run_payload(), TIMEOUT_S))["ticks"]
+    assert 5 <= ticks <= 70, ticks  # initialised once: its timer went on where it stopped
+
+
+@pytest.mark.parametrize("how", ["destroyed", "killed"])
+async def test_a_paused_container_can_be_destroyed_or_seen_killed(
+    backend: Backend, start: Start, how: str
+) -> None:
+    container = await start(NODE)
+    await container.pause()
+    if how == "killed":
+        await backend.host.kill(container)
+        await until(lambda: not container.alive(), 2.0)
+    await container.destroy()
+    assert not container.alive()
+    assert not await backend.host.exists(container)
+
+
 # What an action may not do to the host.
 
 SWAP_SOCKET = """

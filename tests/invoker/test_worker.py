@@ -37,7 +37,7 @@ from invoker.protocol import (
 )
 from invoker.runner import Runner, now_ms
 from invoker.worker import Worker
-from tests.conftest import REDIS_URL, RedisServer, make_sandbox
+from tests.conftest import REDIS_URL, SANDBOXES, RedisServer, make_sandbox
 
 NODE = ("nodejs:18", "homerun/action-nodejs-v18:latest")
 PYTHON = ("python:3.11", "homerun/action-python-v311:latest")
@@ -77,10 +77,14 @@ class Harness:
 
     def worker(
         self, invoker_id: str = "inv-1", *, slots: int = 4, redis: Redis | None = None,
-        budget_mb: int = 2048, **options: Any,
+        budget_mb: int = 2048, sandbox: str = "process", pause_grace_s: float = 10.0,
+        **options: Any,
     ) -> Worker:  # fmt: skip
         redis = redis or self.redis
-        pool = ContainerPool(make_sandbox("process", self.tmp_path, invoker_id), budget_mb)
+        pool = ContainerPool(
+            make_sandbox(sandbox, self.tmp_path, invoker_id), budget_mb,
+            pause_grace_s=pause_grace_s,
+        )  # fmt: skip
         runner = Runner(pool, CodeCache(redis, self.keys), invoker_id, log_wait_s=2.0)
         settings: dict[str, Any] = {
             "slots": slots, "memory_mb": 2048, "heartbeat_s": 0.2, "alive_ttl_s": 1.0,
@@ -739,3 +743,54 @@ async def test_what_an_idle_container_writes_reaches_no_activation(harness: Harn
     lines = texts(found[second.activation_id])
     assert ("stdout", "run 2") in lines
     assert lines.count(("stdout", "ghost")) <= 3, lines
+
+
+TICK_S = 0.010
+# A timer the first activation leaves behind, counting (and printing when) it ticks.
+COUNTER = f"""
+let ticks = 0;
+let timer = null;
+function tick() {{
+  ticks += 1;
+  console.log('tick ' + Date.now());
+}}
+function main(p) {{
+  if (timer === null) timer = setInterval(tick, {TICK_S * 1000:g});
+  console.log('run ' + ticks);
+  return {{ticks}};
+}}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+async def test_what_an_action_left_behind_stops_once_its_container_is_paused(
+    harness: Harness, sandbox: str
+) -> None:
+    grace_s = 0.5
+    worker = harness.worker(slots=1, sandbox=sandbox, pause_grace_s=grace_s)
+    harness.start(worker)
+    first = await harness.invocation(COUNTER)
+    await harness.enqueue("inv-1", first)
+    await harness.until(harness.results)
+    idle_from = time.monotonic()
+    await asyncio.sleep(grace_s + 2.0)
+    assert worker.pool.stats().paused == 1
+    second = await harness.invocation(COUNTER)
+    await harness.enqueue("inv-1", second)
+    await harness.until(lambda: _count(harness.results, 2))
+    idle_s = time.monotonic() - idle_from
+
+    found = by_id(await harness.results())
+    before, after = found[first.activation_id], found[second.activation_id]
+    assert before.result == {"ticks": 0}
+    assert after.outcome is Outcome.SUCCESS and after.init_time is None  # resumed, not re-run
+    ticks = after.result["ticks"]  # type: ignore[call-overload]
+    # It ticked through the grace (and until the next sweep paused it), then stood still:
+    # running all along it would have ticked about idle_s / TICK_S times.
+    assert grace_s / TICK_S / 4 <= ticks <= (grace_s + 0.6) / TICK_S, (ticks, idle_s)
+    assert ticks < idle_s / TICK_S / 2, (ticks, idle_s)
+    lines = texts(after)
+    assert ("stdout", f"run {ticks}") in lines
+    written = [int(text.split()[1]) for stream, text in lines if text.startswith("tick ")]
+    assert all(at >= after.start - 100 for at in written), "a line from the idle period"
