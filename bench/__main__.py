@@ -23,6 +23,9 @@ Figures (value vs baseline):
   throughput_c32_openwhisk      warm noop req/s at c=32 through the OpenWhisk API, vs the bare
                                 starlette endpoint returning a small JSON body (same wrk, c=32)
   throughput_c32_seed           the same through the seed API (bearer token + X-Api-Key)
+  throughput_fsync_always       the OpenWhisk noop at c=32 with Redis fsyncing its append-only
+                                file before each reply (`appendfsync always`, the standalone's
+                                setting), vs `appendfsync everysec`, one after the other
   throughput_100_actions        c=32 round-robin over 100 distinct warm noop actions, vs one
                                 action (throughput_c32_openwhisk's value)
   concurrent_action_throughput  a noop with limits.concurrency=100 at c=100, vs the
@@ -67,7 +70,7 @@ UNITS = {
     "stem_cell_start_ms": "ms", "cold_start_ms": "ms", "warm_p50_ms": "ms", "warm_p99_ms": "ms",
     "throughput_c32_openwhisk": "req/s", "throughput_c32_seed": "req/s",
     "throughput_100_actions": "req/s", "concurrent_action_throughput": "req/s",
-    "p99_at_80pct_ms": "ms",
+    "p99_at_80pct_ms": "ms", "throughput_fsync_always": "req/s",
 }  # fmt: skip
 Step = tuple[Callable[[Run], Awaitable[None]], tuple[str, ...]]
 STEM_PHASE: list[Step] = [(figures.stem_cell_start, ("stem_cell_start_ms",))]
@@ -75,6 +78,7 @@ MAIN_PHASE: list[Step] = [
     (figures.cold_start, ("cold_start_ms",)),
     (figures.warm_latency, ("warm_p50_ms", "warm_p99_ms")),
     (figures.throughput_c32, ("throughput_c32_openwhisk", "throughput_c32_seed")),
+    (figures.fsync_cost, ("throughput_fsync_always",)),
     (figures.throughput_100_actions, ("throughput_100_actions",)),
     (figures.concurrent_action_throughput, ("concurrent_action_throughput",)),
     (figures.p99_at_80pct, ("p99_at_80pct_ms",)),

@@ -113,6 +113,13 @@ class Cluster:
         self._stuck = 0
         return invoker_id
 
+    async def redis_config(self, name: str, value: str) -> None:
+        redis = Redis.from_url(self.env["HOMERUN_REDIS_URL"])
+        try:
+            await redis.config_set(name, value)
+        finally:
+            await redis.aclose()
+
     async def wait_for_invoker(self, timeout_s: float = 60.0) -> None:
         """Until the invoker heartbeats: before that, invocations answer 503."""
         assert self.invoker_id is not None

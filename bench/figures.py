@@ -285,6 +285,29 @@ async def throughput_c32(run: Run) -> None:
         run.add(figure)
 
 
+async def fsync_cost(run: Run) -> None:
+    """What fsyncing Redis's append-only file before each reply costs (`appendfsync always`,
+    as the standalone runs its Redis and the README asks of operators, so that a Redis killed
+    with -9 loses no accepted invocation): the c=32 noop rate with it, against the same with
+    `everysec` (Redis's default), measured one after the other."""
+    openwhisk = run.api.openwhisk.target(run.cluster.base_url, ["noop"])
+    rates: dict[str, LoadResult] = {}
+    for policy in ("everysec", "always"):
+        await run.cluster.redis_config("appendfsync", policy)
+        await run.wrk(openwhisk, 32, min(run.plan.warmup_s, 2))
+        rates[policy] = await run.wrk(openwhisk, 32, run.plan.load_s)
+        run.say(f"appendfsync {policy}: {rates[policy].ok_per_s:.1f} req/s")
+    extra = {**rates["always"].summary(), "baseline_is": "appendfsync everysec"}
+    figure = Figure(
+        "throughput_fsync_always", rates["always"].ok_per_s, rates["everysec"].ok_per_s,
+        "req/s", extra,
+    )  # fmt: skip
+    notes = [r.problem() for r in rates.values() if r.problem()]
+    if notes:
+        figure.extra["note"] = "; ".join(n for n in notes if n)
+    run.add(figure)
+
+
 def _single_action_rate(run: Run) -> tuple[float | None, int | None]:
     single = run.figures.get("throughput_c32_openwhisk")
     if single is None or single.value is None:

@@ -84,6 +84,22 @@ class Keys:
         recorded it a `Reply`."""
         return f"{self.prefix}:replies:{controller_id}"
 
+    def controller_alive(self, controller_id: str) -> str:
+        """Key with a TTL, refreshed by the controller's heartbeat."""
+        return f"{self.prefix}:controller:{controller_id}:alive"
+
+    @property
+    def sequences(self) -> str:
+        """Sorted set: the activation ids of the sequences running, by start time."""
+        return f"{self.prefix}:sequences"
+
+    def sequence(self, activation_id: str) -> str:
+        """Hash: a running sequence's journal (controller.execution.journal)."""
+        return f"{self.prefix}:sequence:{activation_id}"
+
+    def sequence_lock(self, activation_id: str) -> str:
+        return f"{self.prefix}:sequence:{activation_id}:taking-over"
+
     @property
     def runtimes(self) -> str:
         """String: the runtimes manifest JSON, published by the controllers at start-up."""

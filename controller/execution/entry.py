@@ -62,6 +62,7 @@ class Call:
     wait_ms: int = 60_000
     transaction_id: str = ""
     cause: str | None = None  # the sequence this is a component of
+    activation_id: str | None = None  # made beforehand (a sequence journals its components')
 
 
 class EntryPoint:
@@ -125,6 +126,7 @@ class EntryPoint:
             wait_ms=call.wait_ms,
             transaction_id=call.transaction_id,
             cause=call.cause,
+            activation_id=call.activation_id,
             binding=target.binding,
             revision=resolved.revision,
         )

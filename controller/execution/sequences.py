@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from controller.clock import now_ms
 from controller.errors import NotAuthorized, NotFound
+from controller.execution.journal import SequenceStart, failure, sequence_record
 from controller.names import EntityPath
 from controller.services import activations
 from controller.services.activations import Activation
@@ -24,15 +25,6 @@ log = logging.getLogger(__name__)
 
 COMPONENT_MISSING = "Sequence component does not exist."
 COMPONENT_WAIT_MS = 60_000
-
-
-def _failure(status: Outcome, message: str) -> dict[str, Any]:
-    return {
-        "status": status.value,
-        "statusCode": status.status_code,
-        "success": False,
-        "result": {"error": message},
-    }
 
 
 class SequenceRunner:
@@ -53,8 +45,24 @@ class SequenceRunner:
             await executor.throttle.check_rate(
                 req.namespace.name, executor.limits.invocations_per_minute, now_ms()
             )
-        activation_id = uuid.uuid4().hex
-        task = asyncio.create_task(self._run(req, activation_id))
+        activation_id = req.activation_id or uuid.uuid4().hex
+        sequence = req.action
+        started = SequenceStart(
+            activation_id=activation_id,
+            namespace=req.namespace.name,
+            name=sequence.name,
+            version=sequence.version,
+            path=sequence.path,
+            start=now_ms(),
+            cause=req.cause,
+            limits={
+                "timeout": sequence.limits.timeout,
+                "memory": sequence.limits.memory,
+                "logs": sequence.limits.logs,
+            },
+        )
+        await executor.journal.begin(started)
+        task = asyncio.create_task(self._run(req, started))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         if not req.blocking:
@@ -65,7 +73,7 @@ class SequenceRunner:
             return Pending(activation_id)
 
     async def _step(
-        self, req: InvokeRequest, component: str, params: Any, activation_id: str
+        self, req: InvokeRequest, component: str, params: Any, cause: str, activation_id: str
     ) -> tuple[Target, Completed | Pending]:
         """One component, as the namespace invoking the sequence may invoke it now: a
         sequence never lends its owner's rights to its caller."""
@@ -88,28 +96,46 @@ class SequenceRunner:
             blocking=True,
             wait_ms=first[0].action.limits.timeout + COMPONENT_WAIT_MS,
             transaction_id=req.transaction_id,
-            cause=activation_id,
+            cause=cause,
+            activation_id=activation_id,
         )
         return first[0], await self.entry.invoke(resolve, call)
 
-    async def _run(self, req: InvokeRequest, activation_id: str) -> Activation:
+    async def _run(self, req: InvokeRequest, started: SequenceStart) -> Activation:
+        journal = self.entry.executor.journal
+        try:
+            record = await self._components(req, started)
+            async with self.entry.executor.transaction() as session:
+                await activations.store(session, record, started.path)
+        except BaseException:
+            journal.release(started.activation_id)
+            raise
+        await journal.end(started.activation_id)
+        return record
+
+    async def _components(self, req: InvokeRequest, started: SequenceStart) -> Activation:
+        """Invoke the components in turn: the sequence's record."""
         from controller.execution.service import Pending
 
-        sequence = req.action
-        start = now_ms()
         params: Any = req.params
         ids: list[str] = []
         duration = 0
         memory = 0
         response: dict[str, Any] | None = None
-        for component in sequence.exec.components:
+        for component in req.action.exec.components:
+            component_id = uuid.uuid4().hex
+            await self.entry.executor.journal.components(
+                started.activation_id, [*ids, component_id]
+            )
             try:
-                target, outcome = await self._step(req, component, params, activation_id)
+                target, outcome = await self._step(
+                    req, component, params, started.activation_id, component_id
+                )
             except NotFound:
-                response = _failure(Outcome.APPLICATION_ERROR, COMPONENT_MISSING)
+                response = failure(Outcome.APPLICATION_ERROR, COMPONENT_MISSING)
                 break
             except NotAuthorized as exc:
-                response = _failure(Outcome.APPLICATION_ERROR, exc.message)
+                response = failure(Outcome.APPLICATION_ERROR, exc.message)
                 break
             if isinstance(outcome, Pending):
                 message = (
@@ -117,7 +143,7 @@ class SequenceRunner:
                     "for sequence component."
                 )
                 ids.append(outcome.activation_id)
-                response = _failure(Outcome.INTERNAL_ERROR, message)
+                response = failure(Outcome.INTERNAL_ERROR, message)
                 break
             memory = max(memory, target.action.limits.memory)
             done = outcome.activation
@@ -128,35 +154,4 @@ class SequenceRunner:
                 break
             params = done.response.get("result", {})
         assert response is not None  # a sequence has at least one component
-        record = Activation(
-            activation_id=activation_id,
-            namespace=req.namespace.name,
-            name=sequence.name,
-            subject=req.namespace.name,
-            version=sequence.version,
-            start=start,
-            end=now_ms(),
-            duration=duration,
-            status_code=int(response.get("statusCode", 0 if response.get("success") else 1)),
-            response=response,
-            logs=ids,
-            annotations=[
-                {"key": "topmost", "value": req.cause is None},
-                {"key": "path", "value": sequence.path},
-                {"key": "kind", "value": "sequence"},
-                {"key": "waitTime", "value": 0},
-                {
-                    "key": "limits",
-                    "value": {
-                        "timeout": sequence.limits.timeout,
-                        "memory": memory or sequence.limits.memory,
-                        "logs": sequence.limits.logs,
-                    },
-                },
-                *([{"key": "causedBy", "value": "sequence"}] if req.cause else []),
-            ],
-            cause=req.cause,
-        )
-        async with self.entry.executor.transaction() as session:
-            await activations.store(session, record, sequence.path)
-        return record
+        return sequence_record(started, response, ids, duration=duration, memory=memory)

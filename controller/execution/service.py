@@ -22,6 +22,7 @@ from controller.db.engine import UNREACHABLE as DATABASE_UNREACHABLE
 from controller.domain import Action, KeyValue, Namespace
 from controller.errors import InvalidInput
 from controller.execution.dispatch import Admission, CodeMissing, Dispatcher, Stale
+from controller.execution.journal import SequenceJournal
 from controller.execution.reaper import reap_forever
 from controller.execution.recorder import Recorder, Transaction, queue_reply
 from controller.execution.tasks import cancel_all
@@ -53,6 +54,7 @@ class InvokeRequest:
     wait_ms: int = 60_000
     transaction_id: str = ""
     cause: str | None = None
+    activation_id: str | None = None  # None: a new one
     binding: str | None = None  # `namespace/binding` when invoked through a binding
     revision: int | None = None  # the entity revision `action` was resolved at, if cached
 
@@ -106,6 +108,7 @@ class Executor:
         self.recorder = Recorder(
             redis, keys, self.id, transaction, self._notify, early_notify=self._resolve_local
         )
+        self.journal = SequenceJournal(redis, keys, self.id)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -123,10 +126,19 @@ class Executor:
                 self.waiters.listen(self.redis, self.keys, self.id), name="replies"
             ),
             asyncio.create_task(reap_forever(self.redis, self.keys, self.id), name="reaper"),
+            asyncio.create_task(self.journal.beat_forever(), name="heartbeat"),
+            asyncio.create_task(
+                self.journal.take_over_forever(self._store), name="sequence-takeover"
+            ),
         ]
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
+        await self.journal.stop_beating()
+
+    async def _store(self, activation: Activation, path: str) -> None:
+        async with self.transaction() as session:
+            await activations.store(session, activation, path)
 
     def _resolve_local(self, result: Result) -> None:
         """Wake a caller waiting in this process with the result itself (its record is being
@@ -192,7 +204,7 @@ class Executor:
         Pending if it is still running after `wait_ms` (it completes in the background).
         Stale when `req.revision` is no longer the entities' revision. Sequences are run by
         the entry point, not here."""
-        activation_id = uuid.uuid4().hex
+        activation_id = req.activation_id or uuid.uuid4().hex
         invocation = self.build(req, activation_id)
         future = self.waiters.register(activation_id) if req.blocking else None
         try:
