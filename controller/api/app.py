@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 import homerun
 from controller.api import openapi, ops
+from controller.api.constraints import Constraints
 from controller.api.endpoint import Endpoint, grouped_routes
 from controller.api.endpoint import routes as endpoint_routes
 from controller.api.errors import EXCEPTION_HANDLERS
@@ -118,5 +119,6 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.openapi = openapi.build(ENDPOINTS, homerun.__version__)
+    constraints = Constraints(settings.limits, manifest)
+    app.state.openapi = openapi.build(openapi.SEED, ENDPOINTS, homerun.__version__, constraints)
     return app

@@ -221,7 +221,9 @@ def test_operations_reference_the_dtos(
         assert ok == {"$ref": f"#/components/schemas/{schema}"}
     if method == "post" and path != "/runtime/admin/namespaces/{orgId}/{intId}":
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        assert body == ok
+        model, rules = body["allOf"]  # the DTO, and what the server enforces beyond it
+        assert model == ok
+        assert rules["required"]
 
 
 async def test_responses_conform_to_the_documented_schemas(
