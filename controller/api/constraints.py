@@ -15,17 +15,22 @@ Schema = dict[str, Any]
 
 # `controller.names._NAME` in ECMA-262 syntax (`\w` there is ASCII).
 _FIRST = "[A-Za-z0-9_]"
-_SEGMENT = f"{_FIRST}(?:[A-Za-z0-9_@ .&-]{{0,{MAX_NAME_LENGTH - 2}}}[A-Za-z0-9_@.&-])?"
-ENTITY_NAME: Schema = {"type": "string", "pattern": f"^{_SEGMENT}$", "maxLength": MAX_NAME_LENGTH}
+SEGMENT = f"{_FIRST}(?:[A-Za-z0-9_@ .&-]{{0,{MAX_NAME_LENGTH - 2}}}[A-Za-z0-9_@.&-])?"
+ENTITY_NAME: Schema = {"type": "string", "pattern": f"^{SEGMENT}$", "maxLength": MAX_NAME_LENGTH}
 ACTION_NAME: Schema = {
     "type": "string",
-    "pattern": f"^(?:{_SEGMENT}/)?{_SEGMENT}$",
+    "pattern": f"^(?:{SEGMENT}/)?{SEGMENT}$",
     "description": f"`name` or `package/name`; the package may not be `{DEFAULT_PACKAGE}`",
 }
 # `/ns/name`, `/ns/pkg/name`, `pkg/name`, `ns/pkg/name` or `name` (`_` is the caller's).
 ENTITY_PATH: Schema = {
     "type": "string",
-    "pattern": f"^(?:/?{_SEGMENT}/)?(?:{_SEGMENT}/)?{_SEGMENT}$",
+    "pattern": f"^(?:/?{SEGMENT}/)?(?:{SEGMENT}/)?{SEGMENT}$",
+}
+# `controller.actionspec.parse_version`: three numbers, not 0.0.0.
+VERSION: Schema = {
+    "type": "string",
+    "pattern": r"^(?!0\.0\.0$)(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)\.(?:0|[1-9][0-9]*)$",
 }
 # `{orgId}-{intId}` is a namespace name: it starts as a name does and ends as a name does.
 ORG_ID: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_@ .&-]*$"}

@@ -66,6 +66,7 @@ class Endpoint:
     request_rules: SchemaSource | None = None
     replies: tuple[Reply, ...] = ()
     response_media_type: str = "application/json"
+    body_optional: bool = False  # an empty body is `{}` (OpenWhisk)
 
     @property
     def openapi_path(self) -> str:

@@ -118,7 +118,7 @@ def _operation(endpoint: Endpoint, operation_id: str, constraints: Constraints) 
         if endpoint.request_rules is not None:
             schema = {"allOf": [schema, resolve(endpoint.request_rules, constraints)]}
         operation["requestBody"] = {
-            "required": True,
+            "required": not endpoint.body_optional,
             "content": {"application/json": {"schema": schema}},
         }
     if not endpoint.authenticated:
