@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 import homerun
 from controller.api import openapi, ops
+from controller.api.constraints import Constraints
 from controller.api.endpoint import Endpoint, grouped_routes
 from controller.api.endpoint import routes as endpoint_routes
 from controller.api.errors import EXCEPTION_HANDLERS
@@ -23,6 +24,7 @@ from controller.api.openwhisk import info as ow_info
 from controller.api.openwhisk import logforwarding as ow_logforwarding
 from controller.api.openwhisk import packages as ow_packages
 from controller.api.openwhisk import rules as ow_rules
+from controller.api.openwhisk import schemas as ow_schemas
 from controller.api.openwhisk import triggers as ow_triggers
 from controller.api.openwhisk import web as ow_web
 from controller.api.openwhisk.common import BEARER_PREFIX
@@ -51,6 +53,16 @@ SEED_ENDPOINTS: tuple[Endpoint, ...] = (
     *events.ENDPOINTS,
 )
 ENDPOINTS: tuple[Endpoint, ...] = (*SEED_ENDPOINTS, *ops.ENDPOINTS)
+OPENWHISK_ENDPOINTS: tuple[Endpoint, ...] = (
+    *ow_info.ENDPOINTS,
+    *ow_actions.ENDPOINTS,
+    *ow_activations.ENDPOINTS,
+    *ow_packages.ENDPOINTS,
+    *ow_triggers.ENDPOINTS,
+    *ow_rules.ENDPOINTS,
+    *ow_logforwarding.ENDPOINTS,
+    *ow_web.ENDPOINTS,
+)
 
 
 async def _load_code(state: AppState, digest: str) -> str | None:
@@ -136,11 +148,17 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes += grouped_routes(ow_web.TABLE)  # anonymous: not under /runtime/api/v1
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
+    routes.append(Route("/api/v1/api-docs", ops.openwhisk_openapi, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(RequestIdMiddleware), Middleware(CorsMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
-    app.state.openapi = openapi.build(ENDPOINTS, homerun.__version__)
+    constraints = Constraints(settings.limits, manifest)
+    version = homerun.__version__
+    app.state.openapi = openapi.build(openapi.SEED, ENDPOINTS, version, constraints)
+    app.state.openwhisk_openapi = openapi.build(
+        ow_schemas.SURFACE, OPENWHISK_ENDPOINTS, version, constraints
+    )
     return app

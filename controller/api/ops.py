@@ -35,8 +35,13 @@ async def readyz(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    document = request.app.state.openapi
-    return JSONResponse(document)
+    """The seed API's document."""
+    return JSONResponse(request.app.state.openapi)
+
+
+async def openwhisk_openapi(request: Request) -> Response:
+    """The OpenWhisk API's document, where `GET /api/v1` says it is."""
+    return JSONResponse(request.app.state.openwhisk_openapi)
 
 
 ENDPOINTS = (

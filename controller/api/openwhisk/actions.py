@@ -9,7 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
+from controller.api.constraints import ACTION_NAME, SEGMENT, Constraints, Schema
+from controller.api.endpoint import Endpoint, Param, Reply, table
 from controller.api.errors import request_id
+from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
     authenticate,
     cached_caller,
@@ -20,10 +23,19 @@ from controller.api.openwhisk.common import (
     require_own,
 )
 from controller.api.openwhisk.entities import (
+    ActionPut,
     action_json,
     action_put,
     action_summary,
     activation_json,
+)
+from controller.api.openwhisk.schemas import (
+    NAMESPACE,
+    OVERWRITE,
+    PACKAGED,
+    PAGING,
+    listing,
+    put_rules,
 )
 from controller.api.state import app_state
 from controller.domain import Namespace
@@ -176,10 +188,48 @@ async def invoke_action(request: Request) -> Response:
     return JSONResponse(body, status, headers={ACTIVATION_HEADER: activation.activation_id})
 
 
-TABLE = [
-    ("GET", PREFIX, list_actions),
-    ("GET", PREFIX + "/{name:path}", get_action),
-    ("PUT", PREFIX + "/{name:path}", put_action),
-    ("DELETE", PREFIX + "/{name:path}", delete_action),
-    ("POST", PREFIX + "/{name:path}", invoke_action),
-]
+def _limits_rules(c: Constraints) -> Schema:
+    names = ("timeout", "memory", "logs", "concurrency")
+    limits = {"type": "object", "properties": {n: c.action_limit(n) for n in names}}
+    return put_rules(limits={"anyOf": [{"type": "null"}, limits]})
+
+
+TAG = "actions"
+_LISTED = {**ACTION_NAME, "pattern": f"{ACTION_NAME['pattern']}|^{SEGMENT}/$"}
+_RESULT: Schema = {"anyOf": [ref("Activation"), {"type": "object"}, {"type": "array"}]}
+_BOOL: Schema = {"type": "boolean"}
+INVOKE = (
+    Param("blocking", "query", "Wait for the result (default false)", _BOOL),
+    Param("result", "query", "Answer only the result (blocking only)", _BOOL),
+    Param("timeout", "query", "How long a blocking call waits, in ms", lambda c: c.wait_ms()),
+)
+ENDPOINTS = (
+    Endpoint("GET", PREFIX, list_actions, "List the namespace's actions", TAG,
+             response=lambda c: listing("ActionSummary", "actions"),
+             params=(NAMESPACE, *PAGING), errors=(400, 401, 403)),
+    Endpoint("GET", PREFIX + "/{name:path}", get_action,
+             "Get an action; `package/` (with the slash) lists a package's actions", TAG,
+             response=lambda c: {"anyOf": [ref("Action"), listing("ActionSummary", "actions")]},
+             params=(NAMESPACE, Param("name", "path", "`name`, `package/name` or `package/`",
+                                      _LISTED),
+                     Param("code", "query", "Include the code (default true)", _BOOL), *PAGING),
+             errors=(400, 401, 403, 404)),
+    Endpoint("PUT", PREFIX + "/{name:path}", put_action,
+             "Create an action (`exec` required), or update it with `overwrite=true`", TAG,
+             body_optional=True, request=ActionPut, request_rules=_limits_rules,
+             response=ref("Action"),
+             params=(NAMESPACE, PACKAGED, OVERWRITE),
+             errors=(400, 401, 403, 404, 409, 413, 415)),
+    Endpoint("DELETE", PREFIX + "/{name:path}", delete_action, "Delete an action", TAG,
+             response=ref("Action"), params=(NAMESPACE, PACKAGED),
+             errors=(400, 401, 403, 404)),
+    Endpoint("POST", PREFIX + "/{name:path}", invoke_action,
+             "Invoke an action with the body's parameters", TAG,
+             body_optional=True, request={"type": "object"}, response=_RESULT,
+             params=(NAMESPACE, PACKAGED, *INVOKE),
+             replies=(Reply(202, "Accepted, or not finished in time", ref("ActivationId")),
+                      Reply(502, "An application or developer error", _RESULT),
+                      Reply(500, "A whisk internal error of the activation", _RESULT)),
+             errors=(400, 401, 403, 404, 413, 415, 429, 503)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from controller import messages
+from controller.api.endpoint import Endpoint, Param, table
+from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
     authenticate,
     namespace_of,
@@ -20,6 +22,7 @@ from controller.api.openwhisk.entities import (
     activation_response,
     activation_summary,
 )
+from controller.api.openwhisk.schemas import NAMESPACE, PAGING
 from controller.api.state import app_state
 from controller.errors import InvalidInput, NotFound
 from controller.services import activations
@@ -107,9 +110,49 @@ async def get_result(request: Request) -> Response:
     return JSONResponse(activation_response(await _one(request)))
 
 
-TABLE = [
-    ("GET", PREFIX, list_activations),
-    ("GET", PREFIX + "/{activation_id}", get_activation),
-    ("GET", PREFIX + "/{activation_id}/logs", get_logs),
-    ("GET", PREFIX + "/{activation_id}/result", get_result),
-]
+TAG = "activations"
+ID = Param("activation_id", "path", "32 hex digits", {"type": "string", "pattern": _ID.pattern})
+_EPOCH = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+FILTERS = (
+    Param(
+        "docs",
+        "query",
+        "Full records instead of summaries (not with `count=true`)",
+        {"type": "boolean"},
+    ),
+    Param(
+        "name",
+        "query",
+        "Only the activations of `name` or `package/name`",
+        {"type": "string", "pattern": "^[^/]*(?:/[^/]*)?$"},
+    ),
+    Param("since", "query", "Started at or after, epoch ms", _EPOCH),
+    Param("upto", "query", "Started at or before, epoch ms", _EPOCH),
+)
+_LISTING = {
+    "anyOf": [
+        {"type": "array", "items": {"anyOf": [ref("ActivationSummary"), ref("Activation")]}},
+        {
+            "type": "object",
+            "required": ["activations"],
+            "properties": {"activations": {"type": "integer"}},
+        },
+    ]
+}
+_LOGS = {
+    "type": "object",
+    "required": ["logs"],
+    "properties": {"logs": {"type": "array", "items": {"type": "string"}}},
+}
+ENDPOINTS = (
+    Endpoint("GET", PREFIX, list_activations, "List activations, newest first", TAG,
+             response=_LISTING, params=(NAMESPACE, *PAGING, *FILTERS), errors=(400, 401, 403)),
+    Endpoint("GET", PREFIX + "/{activation_id}", get_activation, "Get an activation", TAG,
+             response=ref("Activation"), params=(NAMESPACE, ID), errors=(400, 401, 403, 404)),
+    Endpoint("GET", PREFIX + "/{activation_id}/logs", get_logs, "Get an activation's logs",
+             TAG, response=_LOGS, params=(NAMESPACE, ID), errors=(400, 401, 403, 404)),
+    Endpoint("GET", PREFIX + "/{activation_id}/result", get_result,
+             "Get an activation's response", TAG, response=ref("ActivationResponse"),
+             params=(NAMESPACE, ID), errors=(400, 401, 403, 404)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

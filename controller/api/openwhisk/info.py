@@ -8,7 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 import homerun
+from controller.api.endpoint import Endpoint, table
 from controller.api.openwhisk.common import authenticate, namespace_of, require_own
+from controller.api.openwhisk.schemas import NAMESPACE
 from controller.api.state import app_state
 from controller.limits import MB
 
@@ -102,11 +104,34 @@ async def namespace_limits(request: Request) -> Response:
     )
 
 
-TABLE = [
-    ("GET", "/", root),
-    ("GET", "/api/v1", api_info),
-    ("GET", "/api/v1/", api_info),
-    ("GET", "/ping", ping),
-    ("GET", "/api/v1/namespaces", list_namespaces),
-    ("GET", "/api/v1/namespaces/{namespace}/limits", namespace_limits),
-]
+TAG = "info"
+_OBJECT = {"type": "object"}
+_ROOT = {
+    "type": "object",
+    "required": ["api_paths", "limits", "runtimes"],
+    "properties": {
+        "runtimes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "array",
+                "items": {"type": "object", "required": ["kind"]},
+            },
+        }
+    },
+}
+ENDPOINTS = (
+    Endpoint("GET", "/", root, "Deployment information: limits and runtimes", TAG,
+             response=_ROOT, authenticated=False),
+    Endpoint("GET", "/api/v1", api_info, "API version and build", TAG, response=_OBJECT,
+             authenticated=False),
+    Endpoint("GET", "/api/v1/", api_info, "API version and build", TAG, response=_OBJECT,
+             authenticated=False),
+    Endpoint("GET", "/ping", ping, "Liveness: `pong`", TAG, response={"const": "pong"},
+             response_media_type="text/plain", authenticated=False),
+    Endpoint("GET", "/api/v1/namespaces", list_namespaces, "The caller's namespace, in a list",
+             TAG, response={"type": "array", "items": {"type": "string"}}, errors=(401,)),
+    Endpoint("GET", "/api/v1/namespaces/{namespace}/limits", namespace_limits,
+             "The namespace's limits", TAG, response=_OBJECT, params=(NAMESPACE,),
+             errors=(400, 401, 403)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

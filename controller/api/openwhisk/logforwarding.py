@@ -7,8 +7,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from controller.api.endpoint import Endpoint, table
 from controller.api.http import read_json
 from controller.api.openwhisk.common import authenticate, namespace_of, require_own
+from controller.api.openwhisk.schemas import NAMESPACE
 from controller.api.state import app_state
 from controller.services import logforwarding
 
@@ -38,12 +40,27 @@ async def get_errors(request: Request) -> Response:
         return JSONResponse(await logforwarding.errors(session, caller))
 
 
+TAG = "logForwarding"
+_OBJECT = {"type": "object"}
+# Exactly one known destination, with its settings.
+_SETTINGS = {
+    "oneOf": [
+        {"type": "object", "required": [name], "maxProperties": 1,
+         "properties": {name: {"type": "object", "required": list(fields)}}}
+        for name, fields in logforwarding.DESTINATIONS.items()
+    ]
+}  # fmt: skip
+ENDPOINTS = (
+    Endpoint("GET", PATHS[0], get_settings, "The namespace's log forwarding settings", TAG,
+             response=_OBJECT, params=(NAMESPACE,), errors=(400, 401, 403)),
+    Endpoint("PUT", PATHS[0], put_settings, "Set the namespace's log forwarding", TAG,
+             request=_SETTINGS, response=_OBJECT, params=(NAMESPACE,),
+             errors=(400, 401, 403, 413, 415)),
+    Endpoint("GET", PATHS[0] + "/errors", get_errors, "Recent log forwarding errors", TAG,
+             response=_OBJECT, params=(NAMESPACE,), errors=(400, 401, 403)),
+)  # fmt: skip
 TABLE = [
     (method, prefix + path, handler)
     for prefix in ("", "/runtime")
-    for method, path, handler in (
-        ("GET", PATHS[0], get_settings),
-        ("PUT", PATHS[0], put_settings),
-        ("GET", PATHS[0] + "/errors", get_errors),
-    )
+    for method, path, handler in table(ENDPOINTS)
 ]

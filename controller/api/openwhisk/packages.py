@@ -5,14 +5,16 @@ POST on a package is not a route: the router answers 405.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from controller.api.endpoint import Handler
+from controller.api.constraints import ENTITY_NAME
+from controller.api.endpoint import Endpoint, Param, table
 from controller.api.http import parse_model
+from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
     authenticate,
     json_body,
@@ -22,6 +24,7 @@ from controller.api.openwhisk.common import (
     require_own,
 )
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.schemas import NAMESPACE, OVERWRITE, PAGING, listing, put_rules
 from controller.api.state import app_state
 from controller.domain import Action, KeyValue
 from controller.services import packages
@@ -38,6 +41,14 @@ class BindingIn(BaseModel):
     name: StrictStr
 
 
+def _no_binding_too(schema: dict[str, Any]) -> None:
+    """`{}` is no binding, as `None` is."""
+    schema["anyOf"] = [*schema.get("anyOf", []), {"type": "object", "maxProperties": 0}]
+
+
+_NO_BINDING_TOO = cast(Any, _no_binding_too)
+
+
 class PackagePut(BaseModel):
     """`PUT /namespaces/{ns}/packages/{name}`: `namespace` and `name` come from the URL."""
 
@@ -46,7 +57,7 @@ class PackagePut(BaseModel):
     annotations: list[KeyValueIn] | None = None
     publish: StrictBool | None = None
     version: StrictStr | None = None
-    binding: BindingIn | None = None
+    binding: BindingIn | None = Field(None, json_schema_extra=_NO_BINDING_TOO)
 
     @field_validator("binding", mode="before")
     @classmethod
@@ -162,9 +173,34 @@ async def delete_package(request: Request) -> Response:
     return JSONResponse(package_json(package))
 
 
-TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", PREFIX, list_packages),
-    ("GET", PREFIX + "/{name}", get_package),
-    ("PUT", PREFIX + "/{name}", put_package),
-    ("DELETE", PREFIX + "/{name}", delete_package),
-]
+TAG = "packages"
+_BINDING = {
+    "type": "object",
+    "required": ["namespace", "name"],
+    "properties": {"namespace": ENTITY_NAME, "name": ENTITY_NAME},
+}
+_PUT_RULES = put_rules(binding={
+    "description": "An existing package to bind (`namespace` may be `_`)",
+    "anyOf": [{"type": "null"}, {"type": "object", "maxProperties": 0}, _BINDING],
+})  # fmt: skip
+NAME = Param("name", "path", "A package name (`default` is reserved)", ENTITY_NAME)
+FORCE = Param("force", "query", "Delete the package's actions too", {"type": "boolean"})
+ENDPOINTS = (
+    Endpoint("GET", PREFIX, list_packages,
+             "List packages (of another namespace: its public ones)", TAG,
+             response=listing("PackageSummary", "packages"), params=(NAMESPACE, *PAGING),
+             errors=(400, 401, 403)),
+    Endpoint("GET", PREFIX + "/{name}", get_package, "Get a package with its actions and feeds",
+             TAG, response=ref("PackageView"), params=(NAMESPACE, NAME),
+             errors=(400, 401, 403, 404)),
+    Endpoint("PUT", PREFIX + "/{name}", put_package,
+             "Create a package or a binding, or update it with `overwrite=true`", TAG,
+             body_optional=True, request=PackagePut, request_rules=_PUT_RULES,
+             response=ref("Package"), params=(NAMESPACE, NAME, OVERWRITE),
+             errors=(400, 401, 403, 404, 409, 413, 415)),
+    Endpoint("DELETE", PREFIX + "/{name}", delete_package,
+             "Delete a package (non-empty: only with `force=true`)", TAG,
+             response=ref("Package"), params=(NAMESPACE, NAME, FORCE),
+             errors=(400, 401, 403, 404, 409)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from controller import messages
-from controller.api.endpoint import Handler
+from controller.api.constraints import ENTITY_PATH
+from controller.api.endpoint import Endpoint, table
 from controller.api.http import parse_model
+from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
     authenticate,
     json_body,
@@ -21,6 +23,14 @@ from controller.api.openwhisk.common import (
     require_own,
 )
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.schemas import (
+    ENTITY,
+    NAMESPACE,
+    OVERWRITE,
+    PAGING,
+    listing,
+    put_rules,
+)
 from controller.api.state import app_state
 from controller.domain import KeyValue
 from controller.errors import InvalidInput
@@ -152,10 +162,33 @@ async def change_status(request: Request) -> Response:
     return PlainTextResponse("OK")
 
 
-TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", PREFIX, list_rules),
-    ("GET", PREFIX + "/{name:path}", get_rule),
-    ("PUT", PREFIX + "/{name:path}", put_rule),
-    ("DELETE", PREFIX + "/{name:path}", delete_rule),
-    ("POST", PREFIX + "/{name:path}", change_status),
-]
+TAG = "rules"
+NAMED = (NAMESPACE, ENTITY)
+_STATUS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"enum": ["active", "inactive"]}},
+}
+_REFERENCE = {
+    "description": "An existing entity: `/ns/[pkg/]name` or `{path, name}`",
+    "anyOf": [ENTITY_PATH, {"type": "object", "required": ["path", "name"]}],
+}
+_PUT_RULES = {"required": ["trigger", "action"], **put_rules(trigger=_REFERENCE, action=_REFERENCE)}
+ENDPOINTS = (
+    Endpoint("GET", PREFIX, list_rules, "List the namespace's rules (without status)", TAG,
+             response=listing("Rule", "rules"), params=(NAMESPACE, *PAGING),
+             errors=(400, 401, 403)),
+    Endpoint("GET", PREFIX + "/{name:path}", get_rule, "Get a rule and its status", TAG,
+             response=ref("Rule"), params=NAMED, errors=(400, 401, 403, 404)),
+    Endpoint("PUT", PREFIX + "/{name:path}", put_rule,
+             "Create a rule (active) between an existing trigger and action, or update it "
+             "with `overwrite=true`", TAG, request=RulePut, request_rules=_PUT_RULES,
+             response=ref("Rule"),
+             params=(*NAMED, OVERWRITE), errors=(400, 401, 403, 404, 409, 413, 415)),
+    Endpoint("DELETE", PREFIX + "/{name:path}", delete_rule, "Delete a rule", TAG,
+             response=ref("Rule"), params=NAMED, errors=(400, 401, 403, 404)),
+    Endpoint("POST", PREFIX + "/{name:path}", change_status, "Activate or deactivate a rule",
+             TAG, request=_STATUS, response={"const": "OK"}, response_media_type="text/plain",
+             params=NAMED, errors=(400, 401, 403, 404, 413, 415)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

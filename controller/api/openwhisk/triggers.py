@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue, StrictBool, StrictStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from controller.api.endpoint import Handler
+from controller.api.endpoint import Endpoint, Reply, table
 from controller.api.errors import request_id
 from controller.api.http import parse_model
+from controller.api.openapi import ref
 from controller.api.openwhisk.actions import ACTIVATION_HEADER
 from controller.api.openwhisk.common import (
     authenticate,
@@ -22,6 +23,14 @@ from controller.api.openwhisk.common import (
     require_own,
 )
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.schemas import (
+    ENTITY,
+    NAMESPACE,
+    OVERWRITE,
+    PAGING,
+    listing,
+    put_rules,
+)
 from controller.api.state import app_state
 from controller.clock import now_ms
 from controller.domain import KeyValue
@@ -149,10 +158,26 @@ async def fire_trigger(request: Request) -> Response:
     return JSONResponse({"activationId": activation_id}, 202, headers=headers)
 
 
-TABLE: list[tuple[str, str, Handler]] = [
-    ("GET", PREFIX, list_triggers),
-    ("GET", PREFIX + "/{name:path}", get_trigger),
-    ("PUT", PREFIX + "/{name:path}", put_trigger),
-    ("DELETE", PREFIX + "/{name:path}", delete_trigger),
-    ("POST", PREFIX + "/{name:path}", fire_trigger),
-]
+TAG = "triggers"
+NAMED = (NAMESPACE, ENTITY)
+ENDPOINTS = (
+    Endpoint("GET", PREFIX, list_triggers, "List the namespace's triggers", TAG,
+             response=listing("TriggerSummary", "triggers"), params=(NAMESPACE, *PAGING),
+             errors=(400, 401, 403)),
+    Endpoint("GET", PREFIX + "/{name:path}", get_trigger, "Get a trigger", TAG,
+             response=ref("Trigger"), params=NAMED, errors=(400, 401, 403, 404)),
+    Endpoint("PUT", PREFIX + "/{name:path}", put_trigger,
+             "Create a trigger, or update it with `overwrite=true`", TAG, body_optional=True,
+             request=TriggerPut, request_rules=put_rules(),
+             response=ref("Trigger"), params=(*NAMED, OVERWRITE),
+             errors=(400, 401, 403, 409, 413, 415)),
+    Endpoint("DELETE", PREFIX + "/{name:path}", delete_trigger, "Delete a trigger", TAG,
+             response=ref("Trigger"), params=NAMED, errors=(400, 401, 403, 404)),
+    Endpoint("POST", PREFIX + "/{name:path}", fire_trigger,
+             "Fire a trigger with the body as its payload", TAG, body_optional=True,
+             request={"type": "object"},
+             status=202, response=ref("ActivationId"), params=NAMED,
+             replies=(Reply(204, "No rule of the trigger is active: nothing ran"),),
+             errors=(400, 401, 403, 404, 413, 415, 429, 503)),
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import messages
+from controller.api.endpoint import Endpoint, Param, Reply, table
 from controller.api.errors import error_response, homerun_error, request_id
 from controller.api.http import read_body
 from controller.api.openwhisk.actions import ACTIVATION_HEADER
@@ -170,4 +171,21 @@ async def web_action(request: Request) -> Response:
     return response
 
 
-TABLE = [(method, PATH, web_action) for method in METHODS]
+PARAMS = (
+    Param("namespace", "path", "The action's namespace (never `_`)"),
+    Param("package", "path", "Its package, or `default`"),
+    Param(
+        "action_and_rest",
+        "path",
+        "The action's name, an extension (.http .json .html .svg .text), and any path",
+    ),
+)
+ENDPOINTS = tuple(
+    Endpoint(method, PATH, web_action, "Run a web action; it answers what its result says",
+             "web", response={}, response_media_type="*/*", params=PARAMS,
+             authenticated=False, errors=(400, 401, 404, 413, 503),
+             replies=(Reply(202, "Not finished in time: `{error, code}` and the activation id "
+                                 "in x-openwhisk-activation-id"),))
+    for method in METHODS
+)  # fmt: skip
+TABLE = table(ENDPOINTS)

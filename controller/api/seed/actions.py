@@ -6,16 +6,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from controller import messages
-from controller.api.endpoint import Endpoint, Param
+from controller.api.constraints import ACTION_NAME
+from controller.api.endpoint import Endpoint, Param, Reply
 from controller.api.errors import request_id
 from controller.api.http import json_response, parse_model, query_bool, query_int, read_json
-from controller.api.seed.common import json_object, org_namespace
+from controller.api.seed.common import ORG_PARAMS, json_object, org_namespace
 from controller.api.seed.dto import (
     ActionDTO,
     ActionResultDTO,
+    action_create_rules,
     action_dto,
     action_result_dto,
     action_spec,
+    action_update_rules,
 )
 from controller.api.state import app_state
 from controller.domain import Namespace
@@ -27,12 +30,14 @@ from controller.services import actions
 
 COLLECTION = "/runtime/namespaces/{orgId}/{intId}/actions"
 ENTITY = COLLECTION + "/{name:path}"
+LIST_MAX = 10_000
+SKIP_MAX = 2**31
 
 
 async def list_actions(request: Request) -> Response:
     state = app_state(request)
-    limit = query_int(request, "limit", None, 0, 10_000)
-    skip = query_int(request, "skip", 0, 0, 2**31)
+    limit = query_int(request, "limit", None, 0, LIST_MAX)
+    skip = query_int(request, "skip", 0, 0, SKIP_MAX)
     async with state.transaction() as session:
         namespace = await org_namespace(request, session)
         found = await actions.list_actions(session, namespace, skip or 0, limit or None)
@@ -129,26 +134,48 @@ async def delete_action(request: Request) -> Response:
 
 TAG = "actions"
 PAGING = (
-    Param("limit", "query", "At most this many actions (all by default)", "integer"),
-    Param("skip", "query", "Skip this many actions first", "integer"),
+    Param(
+        "limit",
+        "query",
+        "At most this many actions (all by default, or when 0)",
+        {"type": "integer", "minimum": 0, "maximum": LIST_MAX},
+    ),
+    Param(
+        "skip",
+        "query",
+        "Skip this many actions first",
+        {"type": "integer", "minimum": 0, "maximum": SKIP_MAX},
+    ),
 )
+NAMED = (*ORG_PARAMS, Param("name", "path", "Action name", ACTION_NAME))
+ACCEPTED = Reply(
+    202,
+    "Not finished yet (or `?blocking=false`): the activation id",
+    {
+        "type": "object",
+        "required": ["activationId"],
+        "properties": {"activationId": {"type": "string"}},
+    },
+)
+FAILED = Reply(502, "The action failed: an application or developer error", ActionResultDTO)
 ENDPOINTS = (
     Endpoint("GET", COLLECTION, list_actions, "List the namespace's actions (without code)",
-             TAG, response=ActionDTO, response_is_list=True, params=PAGING,
+             TAG, response=ActionDTO, response_is_list=True, params=(*ORG_PARAMS, *PAGING),
              errors=(400, 401, 403, 404)),
     Endpoint("POST", COLLECTION, create_action, "Create an action", TAG, request=ActionDTO,
-             response=ActionDTO, errors=(400, 401, 403, 404, 409, 413, 415)),
+             request_rules=action_create_rules, response=ActionDTO, params=ORG_PARAMS,
+             errors=(400, 401, 403, 404, 409, 413, 415)),
     Endpoint("GET", ENTITY, get_action, "Get an action, with its code", TAG,
-             response=ActionDTO, errors=(400, 401, 403, 404)),
+             response=ActionDTO, params=NAMED, errors=(400, 401, 403, 404)),
     Endpoint("POST", ENTITY, execute_action,
              "Execute an action: blocking by default (?blocking=false answers 202)", TAG,
-             response=ActionResultDTO, params=(Param("blocking", "query",
-             "Wait for the result (default true)", "boolean"),),
-             errors=(400, 401, 403, 404, 413, 415, 503)),
+             response=ActionResultDTO, params=(*NAMED, Param("blocking", "query",
+             "Wait for the result (default true)", {"type": "boolean"})),
+             replies=(ACCEPTED, FAILED), errors=(400, 401, 403, 404, 413, 415, 429, 503)),
     Endpoint("PUT", ENTITY, update_action,
              "Update an action: supplied fields replace, annotations merge, version + 1",
-             TAG, request=ActionDTO, response=ActionDTO,
-             errors=(400, 401, 403, 404, 409, 413, 415)),
+             TAG, request=ActionDTO, request_rules=action_update_rules, response=ActionDTO,
+             params=NAMED, errors=(400, 401, 403, 404, 409, 413, 415)),
     Endpoint("DELETE", ENTITY, delete_action, "Delete an action", TAG, response=ActionDTO,
-             errors=(400, 401, 403, 404)),
+             params=NAMED, errors=(400, 401, 403, 404)),
 )  # fmt: skip

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from controller.api.constraints import INT_ID, ORG_ID, ORG_INT_NOTE
+from controller.api.endpoint import Param
 from controller.api.http import read_json
 from controller.api.seed.auth import authorize_org
 from controller.api.state import app_state
@@ -29,3 +31,9 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object.")
     return body
+
+
+ORG_PARAMS = (
+    Param("orgId", "path", f"Organization ID; {ORG_INT_NOTE}", ORG_ID),
+    Param("intId", "path", "Integration ID", INT_ID),
+)

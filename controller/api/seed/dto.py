@@ -3,17 +3,20 @@ from the domain model."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictStr
 
 from controller import messages
 from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
+from controller.api.constraints import ACTION_NAME, ENTITY_PATH, Constraints, Schema, any_case
 from controller.domain import Action, EventOfInterest, EventRegistration, KeyValue, Namespace
 from controller.services.activations import Activation
 from controller.services.events import RegistrationSpec
 
 _STRICT = ConfigDict(extra="forbid", populate_by_name=True)
+_DIGITS = re.compile("[0-9]+")
 
 
 def _whole_number(what: str) -> BeforeValidator:
@@ -24,8 +27,8 @@ def _whole_number(what: str) -> BeforeValidator:
             raise ValueError(messages.limit_not_whole(what))
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value.strip())
+        if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+            return int(value)
         raise ValueError(messages.limit_not_whole(what))
 
     return BeforeValidator(parse)
@@ -264,4 +267,123 @@ def action_result_dto(action: Action, activation: Activation) -> dict[str, Any]:
         "duration": activation.duration,
         "version": activation.version,
         "response": response,
+    }
+
+
+# What the server enforces on the DTOs beyond their models, for the OpenAPI document.
+
+_NULL: Schema = {"type": "null"}
+_NON_EMPTY: Schema = {"type": "string", "minLength": 1}
+INTEGRATION_STATUS = any_case("enabled", "disabled")
+
+
+def _limits_rules(c: Constraints) -> Schema:
+    fields = {name: c.action_limit(name, as_string=True) for name in ("timeout", "memory", "logs")}
+    return {"anyOf": [_NULL, {"type": "object", "properties": fields}]}
+
+
+def _code_action(c: Constraints, *, creating: bool) -> Schema:
+    """Code and a code kind; on update the kind may be left out (it is kept)."""
+    kind: Schema = {"enum": c.code_kinds()}
+    exec_: Schema = {
+        "type": "object",
+        "properties": {
+            "kind": kind if creating else {"anyOf": [_NULL, kind]},
+            "components": {"anyOf": [_NULL, {"type": "array", "maxItems": 0}]},
+        },
+    }
+    if creating:
+        exec_["required"] = ["kind"]
+    else:
+        exec_ = {"anyOf": [_NULL, exec_]}
+    return {"required": ["code"], "properties": {"code": _NON_EMPTY, "exec": exec_}}
+
+
+def _sequence(c: Constraints) -> Schema:
+    components = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": c.limits.sequence_max_length,
+        "items": ENTITY_PATH,
+        "description": "Existing actions the caller may invoke, not the sequence itself",
+    }
+    return {
+        "required": ["exec"],
+        "properties": {
+            "code": {"anyOf": [_NULL, {"const": ""}]},
+            "exec": {
+                "type": "object",
+                "required": ["kind", "components"],
+                "properties": {"kind": {"const": c.sequence_kind()}, "components": components},
+            },
+        },
+    }
+
+
+def action_create_rules(c: Constraints) -> Schema:
+    """A named action with code of a supported kind, or a sequence of existing actions."""
+    return {
+        "required": ["name", "exec"],
+        "properties": {"name": ACTION_NAME, "limits": _limits_rules(c)},
+        "anyOf": [_code_action(c, creating=True), _sequence(c)],
+    }
+
+
+def action_update_rules(c: Constraints) -> Schema:
+    """`name`, if given, is the path's. New code or exec replaces the exec: then as on
+    create, except that a missing kind keeps the action's."""
+    name = {**ACTION_NAME, "description": "If given, the name in the path"}
+    changes_exec = {
+        "anyOf": [
+            {"required": ["exec"], "properties": {"exec": {"type": "object"}}},
+            {"required": ["code"], "properties": {"code": {"type": "string"}}},
+        ]
+    }
+    return {
+        "properties": {"name": {"anyOf": [_NULL, name]}, "limits": _limits_rules(c)},
+        "if": changes_exec,
+        "then": {"anyOf": [_code_action(c, creating=False), _sequence(c)]},
+    }
+
+
+def _events_of_interest() -> Schema:
+    event = {
+        "type": "object",
+        "required": ["event_code", "provider"],
+        "properties": {"event_code": _NON_EMPTY, "provider": _NON_EMPTY},
+    }
+    return {"type": "array", "minItems": 1, "items": event}
+
+
+_RUNTIME_ACTION: Schema = {
+    **ENTITY_PATH,
+    "description": "An existing action of this namespace (`name`, `pkg/name` or `/ns/...`)",
+}
+
+
+def event_register_rules(c: Constraints) -> Schema:
+    return {
+        "required": ["name", "client_id", "runtime_action", "events_of_interest"],
+        "properties": {
+            "name": _NON_EMPTY,
+            "client_id": _NON_EMPTY,
+            "runtime_action": _RUNTIME_ACTION,
+            "events_of_interest": _events_of_interest(),
+            "integration_status": {"anyOf": [_NULL, INTEGRATION_STATUS]},
+        },
+    }
+
+
+def event_update_rules(c: Constraints) -> Schema:
+    """Given fields replace; `client_id` and `registration_id`, if given, are the path's."""
+    in_path = {"type": "string", "description": "If given, the one in the path"}
+    return {
+        "properties": {
+            "name": {"anyOf": [_NULL, _NON_EMPTY]},
+            "client_id": {"anyOf": [_NULL, in_path]},
+            "registration_id": {"anyOf": [_NULL, in_path]},
+            "runtime_action": {"anyOf": [_NULL, _RUNTIME_ACTION]},
+            "events_of_interest": {"anyOf": [_NULL, _events_of_interest()]},
+            "integration_status": {"anyOf": [_NULL, INTEGRATION_STATUS]},
+        },
     }

@@ -8,8 +8,15 @@ from starlette.responses import Response
 
 from controller.api.endpoint import Endpoint, Param
 from controller.api.http import json_response, parse_model
-from controller.api.seed.common import json_object, org_namespace
-from controller.api.seed.dto import EventDTO, event_dto, registration_spec
+from controller.api.seed.common import ORG_PARAMS, json_object, org_namespace
+from controller.api.seed.dto import (
+    INTEGRATION_STATUS,
+    EventDTO,
+    event_dto,
+    event_register_rules,
+    event_update_rules,
+    registration_spec,
+)
 from controller.api.state import app_state
 from controller.services import events
 
@@ -70,16 +77,25 @@ AMS = (
     Param("X-Ams-Consumer-Id", "header", "AMS consumer ID"),
     Param("X-Ams-Application-Id", "header", "AMS application ID"),
 )
+REGISTRATION = (
+    *ORG_PARAMS,
+    Param("clientId", "path", "IMS client ID"),
+    Param("registrationId", "path", "ID of registration"),
+    *AMS,
+)
+STATUS_PARAM = Param("status", "path", "enabled or disabled, in any case", INTEGRATION_STATUS)
 ENDPOINTS = (
     Endpoint("POST", REGISTER, register,
              "Register an event registration that runs an action of this namespace", TAG,
-             request=EventDTO, response=EventDTO, params=AMS,
-             errors=(400, 401, 403, 404, 409, 413, 415)),
+             request=EventDTO, request_rules=event_register_rules, response=EventDTO,
+             params=(*ORG_PARAMS, *AMS), errors=(400, 401, 403, 404, 409, 413, 415)),
     Endpoint("PUT", UPDATE, update, "Update an event registration", TAG, request=EventDTO,
-             response=EventDTO, params=AMS, errors=(400, 401, 403, 404, 413, 415)),
+             request_rules=event_update_rules, response=EventDTO, params=REGISTRATION,
+             errors=(400, 401, 403, 404, 413, 415)),
     Endpoint("POST", STATUS, set_status,
              "Enable or disable an event registration ({status}: enabled or disabled)", TAG,
-             response=EventDTO, params=AMS, errors=(400, 401, 403, 404)),
+             response=EventDTO, params=(*REGISTRATION, STATUS_PARAM),
+             errors=(400, 401, 403, 404)),
     Endpoint("DELETE", DELETE, delete, "Delete an event registration", TAG,
-             response=EventDTO, params=AMS, errors=(401, 403, 404)),
+             response=EventDTO, params=REGISTRATION, errors=(401, 403, 404)),
 )  # fmt: skip

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from controller.api.endpoint import Endpoint
 from controller.api.http import json_response
 from controller.api.seed.auth import authorize_admin
+from controller.api.seed.common import ORG_PARAMS
 from controller.api.seed.dto import NamespaceDTO, namespace_dto
 from controller.api.state import app_state
 from controller.services import namespaces
@@ -42,11 +43,11 @@ async def delete_namespace(request: Request) -> Response:
 TAG = "namespaces"
 ENDPOINTS = (
     Endpoint("GET", PATH, get_namespace, "Get the namespace of an organization and integration",
-             TAG, response=NamespaceDTO, errors=(401, 403, 404)),
+             TAG, response=NamespaceDTO, params=ORG_PARAMS, errors=(401, 403, 404)),
     Endpoint("POST", PATH, create_namespace,
              "Create the namespace (idempotent: returns the existing one if present)",
-             TAG, response=NamespaceDTO, errors=(400, 401, 403)),
+             TAG, response=NamespaceDTO, params=ORG_PARAMS, errors=(400, 401, 403, 409)),
     Endpoint("DELETE", PATH, delete_namespace,
              "Delete the namespace and everything it owns", TAG, response=NamespaceDTO,
-             errors=(401, 403, 404)),
+             params=ORG_PARAMS, errors=(401, 403, 404)),
 )  # fmt: skip

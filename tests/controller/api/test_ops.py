@@ -146,6 +146,18 @@ def test_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     validate(document)
 
 
+async def test_openwhisk_document_is_valid_openapi_3_1(bare_client: httpx.AsyncClient) -> None:
+    response = await bare_client.get("/api/v1/api-docs")
+
+    assert response.status_code == 200, response.text
+    document = response.json()
+    validate(document)
+    assert "/api/v1/namespaces/{namespace}/actions/{name}" in document["paths"]
+    assert document["components"]["securitySchemes"] == {
+        "basic": {"type": "http", "scheme": "basic"}
+    }
+
+
 def test_every_seed_route_uses_a_reference_path(document: dict[str, Any]) -> None:
     for endpoint in SEED_ENDPOINTS:
         method = endpoint.method.lower()
@@ -221,7 +233,9 @@ def test_operations_reference_the_dtos(
         assert ok == {"$ref": f"#/components/schemas/{schema}"}
     if method == "post" and path != "/runtime/admin/namespaces/{orgId}/{intId}":
         body = operation["requestBody"]["content"]["application/json"]["schema"]
-        assert body == ok
+        model, rules = body["allOf"]  # the DTO, and what the server enforces beyond it
+        assert model == ok
+        assert rules["required"]
 
 
 async def test_responses_conform_to_the_documented_schemas(
