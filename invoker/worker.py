@@ -36,6 +36,8 @@ from invoker.runner import Runner, now_ms
 
 T = TypeVar("T")
 
+MANIFEST_POLL_S = 0.25  # until a controller has published the runtimes manifest
+
 log = logging.getLogger(__name__)
 
 
@@ -94,14 +96,26 @@ class Worker:
             )
 
     async def _prewarm(self) -> None:
-        raw = await self.redis.get(self.keys.runtimes)
-        if raw is None:
-            return
+        self._prewarming = asyncio.create_task(self._prewarm_once_published())
+
+    async def _prewarm_once_published(self) -> None:
+        """Start the stem cells of the manifest the controllers publish, once one has (an
+        invoker may start first: the standalone starts both at once)."""
+        raw = None
+        while raw is None:
+            if self._departing:
+                return
+            try:
+                raw = await self.redis.get(self.keys.runtimes)
+            except RedisError as exc:
+                log.warning("reading the runtimes manifest failed: %s", exc)
+            if raw is None:
+                await asyncio.sleep(MANIFEST_POLL_S)
         cells = stem_cells_of(json.loads(raw))
         self.pool.stem_cells = tuple(
             StemCellSpec(c.kind, c.image, c.memory, c.count) for c in cells
         )
-        self._prewarming = asyncio.create_task(self.pool.prewarm())
+        await self.pool.prewarm()
 
     async def run(self, *, burst: bool = False) -> None:
         """Serve until `stop()`; with `burst`, stop once the queue is empty and idle."""

@@ -187,6 +187,26 @@ def by_id(results: list[Result]) -> dict[str, Result]:
 # Running invocations.
 
 
+async def test_stem_cells_start_once_a_controller_publishes_the_manifest(
+    harness: Harness,
+) -> None:
+    worker = harness.worker(prewarm=True)
+    harness.start(worker)
+    await asyncio.sleep(0.5)  # it started first: nothing to prewarm yet
+    assert worker.pool.stats().stem_cells == 0
+
+    cell = {"count": 1, "memory": 128}
+    manifest = {"runtimes": {"python": [{"kind": PYTHON[0], "image": PYTHON[1],
+                                         "stemCells": [cell]}]}}  # fmt: skip
+    await harness.redis.set(harness.keys.runtimes, json.dumps(manifest))
+
+    for _ in range(100):
+        if worker.pool.stats().stem_cells == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert worker.pool.stats().stem_cells == 1
+
+
 async def test_a_node_action_runs_cold_then_warm(harness: Harness) -> None:
     worker = harness.worker(slots=1)
     cold = await harness.invocation(HELLO, {"name": "World"}, accepted_at=now_ms() - 1_500)

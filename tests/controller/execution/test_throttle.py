@@ -47,6 +47,7 @@ def replicas(redis_prefix: str) -> Iterator[dict[str, Any]]:
         "HOMERUN_LIMITS__INVOCATIONS_PER_MINUTE": "5",
         "HOMERUN_LIMITS__CONCURRENT_INVOCATIONS": "3",
         "HOMERUN_LOG_LEVEL": "warning",
+        "HOMERUN_SECRET_KEYS": os.environ["HOMERUN_SECRET_KEYS"],  # as the database's
     }
     upgrade_database(Settings(data_dir=data))
     ports = [free_port(), free_port()]
