@@ -1,5 +1,10 @@
 """The docker sandbox: each action container is a hardened docker container whose proxy
-listens on a unix socket in a directory bind-mounted from the invoker's host."""
+listens on a unix socket in a directory bind-mounted from the invoker's host.
+
+What an action can write is bounded: the root file system is read-only, /tmp is a tmpfs of
+`tmpfs_mb`, and the socket directory, the one host path mounted writable, is sealed (no longer
+writable by the container's user) once the proxy made its socket and the invoker holds it,
+before any action code runs."""
 
 from __future__ import annotations
 
@@ -250,6 +255,9 @@ class DockerSandbox:
         action = DockerActionContainer(spec, container, socket_dir, logs, output, proxy)
         try:
             await action.wait_ready(self.start_timeout_s)
+            # Sealed: the socket is made and pinned, no action code has run. The container's
+            # user is not the owner: it can create, replace or remove nothing here any more.
+            socket_dir.chmod(0o755)
         except BaseException:
             await action.destroy()
             raise
