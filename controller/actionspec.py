@@ -16,6 +16,7 @@ from controller.domain import ActionLimits, Exec, KeyValue
 from controller.errors import InvalidInput, TooLarge
 from controller.limits import SystemLimits
 from controller.runtimes import BLACKBOX_KIND, SEQUENCE_KIND, Manifest
+from invoker.protocol import BLACKBOX_IMAGES_VARIABLE, image_allowed
 
 _BASE64 = re.compile(
     r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$"
@@ -148,8 +149,15 @@ def resolve_limits(
     )
 
 
-def resolve_exec(spec: ExecSpec, manifest: Manifest, system: SystemLimits) -> Exec:
-    """Validate an exec request into a stored Exec (kind resolved, binary inferred)."""
+def resolve_exec(
+    spec: ExecSpec,
+    manifest: Manifest,
+    system: SystemLimits,
+    *,
+    blackbox_images: Iterable[str] = (),
+) -> Exec:
+    """Validate an exec request into a stored Exec (kind resolved, binary inferred). A
+    blackbox image must be one of `blackbox_images` (patterns; none: blackbox refused)."""
     if not spec.kind:
         raise InvalidInput(f"exec.kind: {messages.KIND_REQUIRED}")
     kind = manifest.resolve(spec.kind)
@@ -164,6 +172,9 @@ def resolve_exec(spec: ExecSpec, manifest: Manifest, system: SystemLimits) -> Ex
     if kind == BLACKBOX_KIND:
         if not spec.image:
             raise InvalidInput("exec.image: a blackbox action needs an image")
+        if not image_allowed(spec.image, blackbox_images):
+            message = messages.blackbox_image_refused(spec.image, BLACKBOX_IMAGES_VARIABLE)
+            raise InvalidInput(f"exec.image: {message}")
     elif spec.code is None or spec.code == "":
         raise InvalidInput(f"code: {messages.code_required(kind)}")
     code = spec.code

@@ -91,6 +91,13 @@ def code_required(kind: str) -> str:
     return f"'code' must be a string or attachment object defined in 'exec' for '{kind}' actions"
 
 
+def blackbox_image_refused(image: str, variable: str) -> str:
+    return (
+        f"The image '{image}' is not one blackbox actions may use here: the operator allows "
+        f"images in {variable}."
+    )
+
+
 def main_not_string(kind: str) -> str:
     return f"if defined, 'main' be a string in 'exec' for '{kind}' actions"
 

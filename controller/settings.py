@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controller.db.engine import async_url
 from controller.db.sealed import KEY_FILE, Keyring, SealingError
 from controller.limits import SystemLimits
+from invoker.protocol import ImagePatterns
 
 ENV_PREFIX = "HOMERUN_"
 NESTED_DELIMITER = "__"
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
     `database_url` defaults to a SQLite file in `data_dir`; `redis_url` is unset until an
     execution engine uses it. `api_host` is the public base URL printed in action URLs.
     `secret_keys` seal secrets at rest (controller.db.sealed); unset, a key file in `data_dir`
-    is used, made on first use.
+    is used, made on first use. `blackbox_images` are the images blackbox actions may use
+    (`invoker.protocol.image_allowed`); none by default, as Adobe restricts blackbox.
     """
 
     model_config = SettingsConfigDict(
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     limits: SystemLimits = Field(default_factory=SystemLimits)
     secret_keys: SecretStr | None = None
+    blackbox_images: Annotated[ImagePatterns, NoDecode] = ()
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,18 @@
 """The docker sandbox: each action container is a hardened docker container whose proxy
-listens on a unix socket in a directory bind-mounted from the invoker's host."""
+listens on a unix socket in a directory bind-mounted from the invoker's host.
+
+What an action can write is bounded: the root file system is read-only, /tmp is a tmpfs of
+`tmpfs_mb`, and the socket directory, the one host path mounted writable, is sealed (no longer
+writable by the container's user) once the proxy made its socket and the invoker holds it,
+before any action code runs.
+
+A blackbox action is a user's image serving /init and /run on TCP 8080, as OpenWhisk's
+runtime images do, in a network namespace of its own (loopback only, unless egress is
+allowed). It is reached through a relay: a second container, of Homerun's node image, that
+joins that network namespace and nothing else of it, and pipes each connection made to its unix
+socket (in a sealed socket directory like any other) to 127.0.0.1:8080. So no port is
+published, no container address is ever used, and the invoker needs neither root nor the
+host's PID namespace to reach it (entering the namespace itself would take both)."""
 
 from __future__ import annotations
 
@@ -7,8 +20,8 @@ import asyncio
 import codecs
 import contextlib
 import logging
+import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,16 +33,44 @@ from docker.types import LogConfig
 from docker.utils.socket import STDERR
 
 from invoker.logs import LogBuffer, LogCollection
+from invoker.protocol import image_allowed
 from invoker.proxyclient import ProxyClient
-from invoker.sandbox import ContainerSpec, Exchange, ImageMissing, ProvisionError
+from invoker.sandbox import ContainerSpec, Exchange, ImageMissing, ImageRefused, ProvisionError
 
 log = logging.getLogger(__name__)
 
 SOCKET_DIR_IN_CONTAINER = "/run/homerun"
 SOCKET_NAME = "action.sock"
+_SOCKET_IN_CONTAINER = f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}"
 LABEL = "homerun.invoker"
-ACTION_UID = "1000:1000"
+# The user of our runtime images and of the relay; never the invoker's, which owns the socket
+# directories (an owner could make a sealed directory writable again).
+ACTION_UID = 1000
 BLACKBOX_KIND = "blackbox"
+BLACKBOX_PORT = 8080
+RELAY_IMAGE = "homerun/action-nodejs-v18:latest"
+RELAY_MEMORY = "64m"
+# Pipes each connection to its socket to the blackbox's port, both ways, half-closes included;
+# one that the action refuses (it is not listening yet) is closed unanswered.
+RELAY = f"""
+const fs = require('fs');
+const net = require('net');
+const socket = process.env.HOMERUN_SOCKET;
+fs.rmSync(socket, {{force: true}});
+const server = net.createServer({{allowHalfOpen: true}}, (client) => {{
+  const action = net.connect({{host: '127.0.0.1', port: {BLACKBOX_PORT}, allowHalfOpen: true}});
+  client.on('error', () => action.destroy());
+  action.on('error', () => client.destroy());
+  client.pipe(action);
+  action.pipe(client);
+}});
+server.on('error', (err) => {{
+  process.stderr.write(`homerun relay: ${{err.message}}\\n`);
+  process.exit(1);
+}});
+server.listen(socket, () => fs.chmodSync(socket, 0o666));
+process.on('SIGTERM', () => process.exit(0));
+"""
 
 
 class DockerActionContainer:
@@ -37,6 +78,7 @@ class DockerActionContainer:
         self,
         spec: ContainerSpec,
         container: DockerContainer,
+        relay: DockerContainer | None,
         socket_dir: Path,
         logs: LogBuffer,
         output: _Output,
@@ -45,6 +87,7 @@ class DockerActionContainer:
         self.id = container.id or ""
         self.spec = spec
         self._container = container
+        self._relay = relay
         self._socket_dir = socket_dir
         self._logs = logs
         self._output = output
@@ -110,7 +153,7 @@ class DockerActionContainer:
         self._output.close()
 
         try:
-            await asyncio.to_thread(_remove, self._container)
+            await asyncio.to_thread(_remove, self._relay, self._container)
         except docker.errors.DockerException as exc:
             log.warning("could not remove container %s: %s", self.id[:12], exc)
         shutil.rmtree(self._socket_dir, ignore_errors=True)
@@ -119,7 +162,9 @@ class DockerActionContainer:
 class DockerSandbox:
     """Starts hardened containers: non-root, all capabilities dropped, no-new-privileges,
     read-only root with a small /tmp, a pids limit, memory without swap, no network unless
-    `network` is set."""
+    `network` is set. Blackbox actions may use only the images `blackbox_images` allows;
+    they keep their image's user and a writable root, bounded to `tmpfs_mb` where the engine's
+    storage driver can bound it."""
 
     name = "docker"
     isolates = True
@@ -133,14 +178,24 @@ class DockerSandbox:
         pids_limit: int = 256,
         tmpfs_mb: int = 64,
         start_timeout_s: float = 30.0,
+        blackbox_images: tuple[str, ...] = (),
+        relay_image: str = RELAY_IMAGE,
         client: docker.DockerClient | None = None,
     ) -> None:
+        if os.geteuid() == ACTION_UID:
+            raise ProvisionError(
+                f"the docker sandbox cannot run as uid {ACTION_UID}, its containers' user: "
+                "they could make their socket directories writable again"
+            )
         self.socket_root = socket_root
         self.invoker_id = invoker_id
         self.network = network
         self.pids_limit = pids_limit
         self.tmpfs_mb = tmpfs_mb
         self.start_timeout_s = start_timeout_s
+        self.blackbox_images = blackbox_images
+        self.relay_image = relay_image
+        self._root_quota: bool | None = None  # whether the engine can bound a root; unknown
         self._client = client or docker.from_env(timeout=60)
 
     @staticmethod
@@ -161,7 +216,7 @@ class DockerSandbox:
             return False
 
     def remove_leftovers(self) -> int:
-        """Remove containers a previous run of this invoker left behind."""
+        """Remove containers (and relays) a previous run of this invoker left behind."""
         leftovers = self._client.containers.list(
             all=True, filters={"label": f"{LABEL}={self.invoker_id}"}
         )
@@ -170,47 +225,53 @@ class DockerSandbox:
                 container.remove(force=True)
         return len(leftovers)
 
-    def _create(
-        self, spec: ContainerSpec, socket_dir: Path, logs: LogBuffer
-    ) -> tuple[DockerContainer, Any]:
-        """Create and start the container; it and its attach socket, on which its output
-        arrives from the start."""
-        memory = f"{spec.memory_mb}m"
-        common: dict[str, Any] = {
-            "name": f"hr_{_safe(self.invoker_id)}_{_safe(spec.name)}_{uuid.uuid4().hex[:8]}",
+    def _hardened(self, name: str, memory: str, kind: str) -> dict[str, Any]:
+        """What every container gets, the relay included."""
+        return {
+            "name": name,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "pids_limit": self.pids_limit,
             "mem_limit": memory,
             "memswap_limit": memory,
-            "cpu_shares": max(2, spec.memory_mb * 1024 // 256 // 4),
-            "labels": {LABEL: self.invoker_id, "homerun.kind": spec.kind},
+            "labels": {LABEL: self.invoker_id, "homerun.kind": kind},
             "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
             "ulimits": [docker.types.Ulimit(name="nofile", soft=1024, hard=1024)],
         }
-        if spec.kind == BLACKBOX_KIND:
-            # A user's image serving /init and /run on TCP 8080, as OpenWhisk's runtime images
-            # do: it keeps its own user and a writable root; reached through a port published
-            # on the host's loopback only.
-            specific: dict[str, Any] = {
-                "network_mode": "bridge",
-                "ports": {"8080/tcp": ("127.0.0.1", None)},
-                "environment": dict(spec.env),
-            }
+
+    def _unprivileged(self, socket_dir: Path) -> dict[str, Any]:
+        """Our own images' containers: read-only, a sized /tmp, the socket directory."""
+        return {
+            "user": f"{ACTION_UID}:{ACTION_UID}",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"},
+            "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+        }
+
+    def _create(
+        self, spec: ContainerSpec, socket_dir: Path
+    ) -> tuple[DockerContainer, Any, DockerContainer | None]:
+        """Create and start the container (and a blackbox's relay); it, its attach socket, on
+        which its output arrives from the start, and the relay."""
+        blackbox = spec.kind == BLACKBOX_KIND
+        if blackbox and not image_allowed(spec.image, self.blackbox_images):
+            raise ImageRefused(f"image {spec.image} is not allowed for blackbox actions")
+        name = f"hr_{_safe(self.invoker_id)}_{_safe(spec.name)}_{uuid.uuid4().hex[:8]}"
+        config = {
+            **self._hardened(name, f"{spec.memory_mb}m", spec.kind),
+            "cpu_shares": max(2, spec.memory_mb * 1024 // 256 // 4),
+            "network_mode": "bridge" if self.network else "none",
+        }
+        if blackbox:  # its own user and root: no socket directory, it listens on TCP
+            config["environment"] = dict(spec.env)
         else:
-            specific = {
-                "user": ACTION_UID,
-                "read_only": True,
-                "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"},
-                "network_mode": "bridge" if self.network else "none",
-                "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
-                "environment": {
-                    **spec.env,
-                    "HOMERUN_SOCKET": f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}",
-                },
-            }
+            config |= self._unprivileged(socket_dir)
+            config["environment"] = {**spec.env, "HOMERUN_SOCKET": _SOCKET_IN_CONTAINER}
         try:
-            container = self._client.containers.create(spec.image, **common, **specific)
+            if blackbox:
+                container = self._create_blackbox(spec.image, config)
+            else:
+                container = self._client.containers.create(spec.image, **config)
         except docker.errors.ImageNotFound:
             raise ImageMissing(
                 f"image {spec.image} is not present (nothing is ever pulled)"
@@ -218,38 +279,78 @@ class DockerSandbox:
         except docker.errors.DockerException as exc:
             raise ProvisionError(f"could not create a container: {exc}") from None
         params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
+        relay = None
         try:
             sock = self._client.api.attach_socket(str(container.id), params=params)
             container.start()
+            if blackbox:
+                relay = self._client.containers.create(
+                    self.relay_image, **self._relay_config(name, container, socket_dir)
+                )
+                relay.start()
         except docker.errors.DockerException as exc:
             with contextlib.suppress(docker.errors.DockerException):
-                container.remove(force=True)
+                _remove(relay, container)
             raise ProvisionError(f"could not start a container: {exc}") from None
-        return container, sock
+        return container, sock, relay
+
+    def _create_blackbox(self, image: str, config: dict[str, Any]) -> DockerContainer:
+        """A blackbox's writable root bounded to `tmpfs_mb`, where the storage driver can
+        (overlay2 on xfs with project quotas, btrfs, zfs); elsewhere unbounded, said once."""
+        if self._root_quota is not False:
+            size = {"size": f"{self.tmpfs_mb}m"}
+            try:
+                container = self._client.containers.create(image, storage_opt=size, **config)
+            except docker.errors.APIError as exc:
+                if "storage-opt" not in str(exc):
+                    raise
+                log.warning(
+                    "the engine cannot bound a container's root file system (%s): blackbox "
+                    "actions write to the engine's storage without a bound", exc.explanation,
+                )  # fmt: skip
+                self._root_quota = False
+            else:
+                self._root_quota = True
+                return container
+        return self._client.containers.create(image, **config)
+
+    def _relay_config(
+        self, name: str, blackbox: DockerContainer, socket_dir: Path
+    ) -> dict[str, Any]:
+        """The relay shares the blackbox's network namespace only (not its file system or
+        processes), as our own containers run, without the blackbox's resources."""
+        return {
+            **self._hardened(f"{name}_relay", RELAY_MEMORY, "relay"),
+            **self._unprivileged(socket_dir),
+            "network_mode": f"container:{blackbox.id}",
+            "entrypoint": ["/usr/bin/node"],
+            "command": ["--max-old-space-size=16", "-e", RELAY],
+            "environment": {"HOMERUN_SOCKET": _SOCKET_IN_CONTAINER},
+        }
 
     async def start(self, spec: ContainerSpec) -> DockerActionContainer:
         socket_dir = self.socket_root / uuid.uuid4().hex[:12]
         socket_dir.mkdir(parents=True)
-        socket_dir.chmod(0o777)
+        socket_dir.chmod(0o777)  # for the proxy (or relay) to make its socket in, until sealed
         logs = LogBuffer()
         try:
-            container, sock = await asyncio.to_thread(self._create, spec, socket_dir, logs)
+            container, sock, relay = await asyncio.to_thread(self._create, spec, socket_dir)
         except BaseException:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
         try:
             output = await _Output.attach(sock, logs)
         except BaseException:
-            await asyncio.to_thread(_remove, container)
+            await asyncio.to_thread(_remove, relay, container)
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
-        if spec.kind == BLACKBOX_KIND:
-            proxy = ProxyClient(tcp=("127.0.0.1", await asyncio.to_thread(_host_port, container)))
-        else:
-            proxy = ProxyClient(socket_dir / SOCKET_NAME)
-        action = DockerActionContainer(spec, container, socket_dir, logs, output, proxy)
+        proxy = ProxyClient(socket_dir / SOCKET_NAME, any_answer=spec.kind == BLACKBOX_KIND)
+        action = DockerActionContainer(spec, container, relay, socket_dir, logs, output, proxy)
         try:
             await action.wait_ready(self.start_timeout_s)
+            # Sealed: the socket is made and pinned, no action code has run. The container's
+            # user is not the owner: it can create, replace or remove nothing here any more.
+            socket_dir.chmod(0o755)
         except BaseException:
             await action.destroy()
             raise
@@ -318,20 +419,11 @@ class _Output(asyncio.Protocol):
             self._transport.close()
 
 
-def _remove(container: DockerContainer) -> None:
-    with contextlib.suppress(docker.errors.NotFound):
-        container.remove(force=True)
-
-
-def _host_port(container: DockerContainer) -> int:
-    """The loopback port the engine published for the container's 8080."""
-    for _ in range(50):
-        container.reload()
-        bindings = container.attrs.get("NetworkSettings", {}).get("Ports", {}).get("8080/tcp")
-        if bindings:
-            return int(bindings[0]["HostPort"])
-        time.sleep(0.02)
-    raise ProvisionError("the engine published no port for the container's 8080")
+def _remove(*containers: DockerContainer | None) -> None:
+    for container in containers:
+        if container is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
 
 
 def _safe(text: str) -> str:

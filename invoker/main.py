@@ -39,6 +39,8 @@ def docker_sandbox(settings: InvokerSettings) -> DockerSandbox:
         settings.id,
         network=settings.network,
         pids_limit=settings.pids_limit,
+        blackbox_images=settings.blackbox_images,
+        relay_image=settings.relay_image,
     )
     removed = sandbox.remove_leftovers()
     if removed:

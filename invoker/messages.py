@@ -41,3 +41,10 @@ def result_too_large(size: int, limit: int, prefix: str) -> str:
 
 def image_missing(image: str) -> str:
     return f"Failed to pull container image '{image}'."
+
+
+def image_refused(image: str, variable: str) -> str:
+    return (
+        f"The image '{image}' is not one blackbox actions may use on this invoker: the "
+        f"operator allows images in {variable}."
+    )

@@ -24,11 +24,13 @@ Life of an invocation in Redis
 from __future__ import annotations
 
 import enum
+import fnmatch
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 
@@ -328,6 +330,27 @@ def stem_cells_of(manifest: dict[str, Any]) -> list[StemCell]:
                     )
                 )
     return cells
+
+
+# The images blackbox actions may use: one operator setting that the controller checks when
+# an action is written and each invoker checks again before it starts a container.
+BLACKBOX_IMAGES_VARIABLE = "HOMERUN_BLACKBOX_IMAGES"
+
+
+def _split_patterns(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+ImagePatterns = Annotated[tuple[str, ...], BeforeValidator(_split_patterns)]
+"""Shell-style patterns (`fnmatch`), comma-separated in the environment; none: no image."""
+
+
+def image_allowed(image: str, patterns: Iterable[str]) -> bool:
+    """Whether a blackbox action may use `image`, as its action names it. A `*` also matches
+    `/`: `registry.example/team/*` allows every image under that path, any tag."""
+    return any(fnmatch.fnmatchcase(image, pattern) for pattern in patterns)
 
 
 class Reply(_Message):

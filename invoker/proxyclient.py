@@ -25,32 +25,26 @@ class ProxyClient:
     hundred connections to one container, as a concurrent action has)."""
 
     def __init__(
-        self,
-        socket_path: Path | None = None,
-        tcp: tuple[str, int] | None = None,
-        *,
-        owner: int | None = None,
+        self, socket_path: Path, *, owner: int | None = None, any_answer: bool = False
     ) -> None:
-        """Over a unix socket (our runtime images) whose owner, if given, must be `owner`,
-        or TCP (blackbox images on 8080). Constructed on the event loop that uses it."""
+        """To the proxy's unix socket, whose owner, if given, must be `owner`. With
+        `any_answer`, any HTTP answer to the health probe means the proxy is ready (standard
+        OpenWhisk runtime images, reached through a relay, have no /health). Constructed on
+        the event loop that uses it."""
         self.socket_path = socket_path
-        self.tcp = tcp
         self.owner = owner
+        self.any_answer = any_answer
         self._pinned: int | None = None  # an O_PATH descriptor of the proxy's socket
-        # Over a unix socket, made once the proxy answered (`wait_ready`), to its socket.
+        # Made once the proxy answered (`wait_ready`), to its socket.
         self._http: aiohttp.ClientSession | None = None
-        if tcp is not None:
-            self._base = f"http://{tcp[0]}:{tcp[1]}"
-            self._http = _session(aiohttp.TCPConnector(limit=0))
-        else:
-            self._base = "http://action"
+        self._base = "http://action"
 
     def _pin(self) -> None:
         """Hold the proxy's socket by its inode, as the proxy made it before any action code
         ran, and connect to that inode from now on, never to whatever the path names then:
-        the action can write where the socket lives, and could replace it with a symlink to
+        the action could write where the socket lives (the process sandbox's private
+        directory; the docker sandbox's until it is sealed) and replace it with a symlink to
         any socket on the host."""
-        assert self.socket_path is not None
         try:
             fd = os.open(self.socket_path, os.O_PATH | os.O_NOFOLLOW)
         except OSError as exc:
@@ -89,8 +83,7 @@ class ProxyClient:
             if alive is not None and not alive():
                 raise ProvisionError("the action container exited during start-up")
             if await self._healthy():
-                if self.tcp is None:
-                    self._pin()
+                self._pin()
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -99,13 +92,10 @@ class ProxyClient:
     async def _healthy(self) -> bool:
         """One bare health probe on its own connection, always closed (failed connects
         through the pooled client can leave sockets behind)."""
+        if not self.socket_path.exists():
+            return False
         try:
-            if self.tcp is not None:
-                connect = asyncio.open_connection(*self.tcp)
-            elif self.socket_path is not None and self.socket_path.exists():
-                connect = asyncio.open_unix_connection(str(self.socket_path))
-            else:
-                return False
+            connect = asyncio.open_unix_connection(str(self.socket_path))
             reader, writer = await asyncio.wait_for(connect, 1.0)
         except (OSError, TimeoutError):
             return False
@@ -113,9 +103,9 @@ class ProxyClient:
             writer.write(b"GET /health HTTP/1.1\r\nHost: action\r\nConnection: close\r\n\r\n")
             await writer.drain()
             answer = await asyncio.wait_for(reader.read(), 1.0)  # to EOF: Connection: close
-            if self.tcp is not None:
-                # Standard runtime images have no /health: any HTTP answer means it listens
-                # (the engine's port proxy accepts connections before the action does).
+            if self.any_answer:
+                # The relay accepts connections before the action listens, and closes them
+                # unanswered until it does.
                 return answer.startswith(b"HTTP/")
             return answer.split(b" ", 2)[1:2] == [b"200"]
         except (OSError, TimeoutError, IndexError):

@@ -14,8 +14,8 @@ from invoker.classify import Classified, classify_init, classify_run
 from invoker.codecache import CodeCache, CodeMissing
 from invoker.logs import DEVELOPER_ERROR_LINE, LogCollection, format_line, timestamp
 from invoker.pool import ContainerPool, Slot, WarmKey
-from invoker.protocol import Invocation, Outcome, Reason, Result
-from invoker.sandbox import Container, ContainerSpec, ImageMissing, ProvisionError
+from invoker.protocol import BLACKBOX_IMAGES_VARIABLE, Invocation, Outcome, Reason, Result
+from invoker.sandbox import Container, ContainerSpec, ImageMissing, ImageRefused, ProvisionError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,13 @@ class Runner:
             start=start, end=now_ms(), invoker=self.invoker_id,
         )  # fmt: skip
 
+    def _unusable_image(self, inv: Invocation, message: str) -> Result:
+        """The action names an image this invoker cannot run: the developer's error."""
+        return Result.failure(
+            inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED, message,
+            start=now_ms(), end=now_ms(), invoker=self.invoker_id,
+        )  # fmt: skip
+
     async def _execute(
         self, inv: Invocation, answer: Answer | None, claim: Claim | None
     ) -> Result | None:
@@ -129,11 +136,11 @@ class Runner:
                     warm_key(inv), spec, capacity=action.limits.concurrency, reuse=reuse
                 )
             except ImageMissing:
-                return Result.failure(
-                    inv, Outcome.DEVELOPER_ERROR, Reason.PROVISION_FAILED,
-                    messages.image_missing(action.image), start=now_ms(), end=now_ms(),
-                    invoker=self.invoker_id,
-                )  # fmt: skip
+                return self._unusable_image(inv, messages.image_missing(action.image))
+            except ImageRefused:
+                return self._unusable_image(
+                    inv, messages.image_refused(action.image, BLACKBOX_IMAGES_VARIABLE)
+                )
             except ProvisionError as exc:
                 log.warning("activation %s: %s", inv.activation_id, exc)
                 return self._failure(

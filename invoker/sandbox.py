@@ -40,6 +40,10 @@ class ImageMissing(ProvisionError):
     """The image is not present on this host (nothing is ever pulled)."""
 
 
+class ImageRefused(ProvisionError):
+    """The operator does not allow blackbox actions to use the image."""
+
+
 class Container(Protocol):
     """A started action container, reached through its proxy's HTTP protocol."""
 

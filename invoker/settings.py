@@ -1,14 +1,18 @@
-"""Typed invoker settings, from `HOMERUN_INVOKER_*` (and `HOMERUN_REDIS_URL`)."""
+"""Typed invoker settings, from `HOMERUN_INVOKER_*` (and `HOMERUN_REDIS_URL`,
+`HOMERUN_KEY_PREFIX`, `HOMERUN_BLACKBOX_IMAGES`, which the controller reads too)."""
 
 from __future__ import annotations
 
 import os
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from invoker.docker_sandbox import RELAY_IMAGE
+from invoker.protocol import BLACKBOX_IMAGES_VARIABLE, ImagePatterns
 
 
 class InvokerConfigError(Exception):
@@ -46,6 +50,15 @@ class InvokerSettings(BaseSettings):
     work_dir: Path = Path("/tmp/homerun-invoker")
     network: bool = False
     pids_limit: int = Field(256, ge=16)
+    blackbox_images: Annotated[ImagePatterns, NoDecode] = Field(
+        (),
+        validation_alias=BLACKBOX_IMAGES_VARIABLE,
+        description="The images blackbox actions may use; none by default.",
+    )
+    relay_image: str = Field(
+        RELAY_IMAGE,
+        description="Homerun's node runtime image, which relays to blackbox containers.",
+    )
     prewarm: bool = True
 
 

@@ -200,8 +200,9 @@ async def redis_prefix() -> AsyncIterator[str]:
     await redis.aclose()
 
 
-def make_sandbox(kind: str, work: Path, invoker_id: str) -> Any:
-    """A sandbox of `kind` for tests; docker fails (never skips) without an engine or images."""
+def make_sandbox(kind: str, work: Path, invoker_id: str, **docker_options: Any) -> Any:
+    """A sandbox of `kind` for tests; docker fails (never skips) without an engine or images.
+    `docker_options` go to the docker sandbox."""
     from invoker.docker_sandbox import DockerSandbox
     from invoker.process_sandbox import ProcessSandbox
 
@@ -212,7 +213,8 @@ def make_sandbox(kind: str, work: Path, invoker_id: str) -> Any:
         return ProcessSandbox(root / "proc")
     if not DockerSandbox.available():
         pytest.fail("the Docker engine is not reachable: run deploy/test.sh (it starts dockerd)")
-    sandbox = DockerSandbox(Path(tempfile.mkdtemp(prefix="hrs", dir="/tmp")), invoker_id)
+    socket_root = Path(tempfile.mkdtemp(prefix="hrs", dir="/tmp"))
+    sandbox = DockerSandbox(socket_root, invoker_id, **docker_options)
     from controller.runtimes import load_manifest
 
     for runtimes in load_manifest().families.values():
@@ -262,6 +264,19 @@ def sandbox_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def blackbox_images() -> tuple[str, ...]:
+    """HOMERUN_BLACKBOX_IMAGES of the `engine`'s controller and, unless `docker_options` say
+    otherwise, of its invoker. Override per module or test."""
+    return ()
+
+
+@pytest.fixture
+def docker_options(blackbox_images: tuple[str, ...]) -> dict[str, Any]:
+    """Arguments of the `engine`'s docker sandbox. Override per module or test."""
+    return {"blackbox_images": blackbox_images}
+
+
+@pytest.fixture
 async def engine(
     settings: Settings,
     redis_prefix: str,
@@ -270,6 +285,8 @@ async def engine(
     tmp_path: Path,
     blocking_wait_ms: int,
     engine_transport: str,
+    blackbox_images: tuple[str, ...],
+    docker_options: dict[str, Any],
 ) -> AsyncIterator[Engine]:
     """Seed API + executor + one invoker of the parametrized sandbox, on private Redis keys."""
     from redis.asyncio import Redis
@@ -279,12 +296,16 @@ async def engine(
     await _reset(settings)
     limits = settings.limits.model_copy(update={"blocking_wait_ms": blocking_wait_ms})
     settings = settings.model_copy(
-        update={"redis_url": REDIS_URL, "key_prefix": redis_prefix, "limits": limits}
-    )
+        update={
+            "redis_url": REDIS_URL, "key_prefix": redis_prefix, "limits": limits,
+            "blackbox_images": blackbox_images,
+        }
+    )  # fmt: skip
     invoker_settings = quick_invoker_settings(redis_prefix)
     invoker_id = invoker_settings.id
     redis = Redis.from_url(REDIS_URL)
-    worker = make_worker(invoker_settings, redis, make_sandbox(sandbox_kind, tmp_path, invoker_id))
+    sandbox = make_sandbox(sandbox_kind, tmp_path, invoker_id, **docker_options)
+    worker = make_worker(invoker_settings, redis, sandbox)
     app = create_app(settings)
     async with _serving(app, engine_transport) as http:
         admin = await issue(admin=True)

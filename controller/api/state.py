@@ -35,7 +35,11 @@ class AppState:
 
     @property
     def write_context(self) -> WriteContext:
-        return WriteContext(manifest=self.manifest, limits=self.settings.limits)
+        return WriteContext(
+            manifest=self.manifest,
+            limits=self.settings.limits,
+            blackbox_images=self.settings.blackbox_images,
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

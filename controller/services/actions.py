@@ -36,6 +36,7 @@ class WriteContext:
 
     manifest: Manifest
     limits: SystemLimits
+    blackbox_images: tuple[str, ...] = ()  # patterns of the images blackbox actions may use
 
 
 def _kvs(raw: list[dict[str, object]] | None) -> tuple[KeyValue, ...]:
@@ -165,7 +166,7 @@ async def create_action(
     if spec.exec is None:
         raise InvalidInput(messages.EXEC_UNDEFINED)
     _validate_common(spec, ctx)
-    exec_ = resolve_exec(spec.exec, ctx.manifest, ctx.limits)
+    exec_ = resolve_exec(spec.exec, ctx.manifest, ctx.limits, blackbox_images=ctx.blackbox_images)
     concurrent = ctx.manifest.runs_concurrently(exec_.kind)
     limits = resolve_limits(spec.limits, None, ctx.limits, concurrent=concurrent)
     if await _row(session, namespace.id, name) is not None:
@@ -227,7 +228,9 @@ async def update_action(
         requested = spec.exec
         if requested.kind is None:  # new code alone keeps the kind
             requested = replace(requested, kind=row.kind)
-        exec_ = resolve_exec(requested, ctx.manifest, ctx.limits)
+        exec_ = resolve_exec(
+            requested, ctx.manifest, ctx.limits, blackbox_images=ctx.blackbox_images
+        )
         if exec_.kind == SEQUENCE_KIND:
             await check_sequence(session, namespace, name, exec_.components, ctx.limits)
         row.kind = exec_.kind

@@ -345,8 +345,36 @@ def test_resolve_exec_blackbox() -> None:
     with pytest.raises(InvalidInput) as caught:
         resolve_exec(ExecSpec(kind="blackbox"), MANIFEST, SYSTEM)
     assert caught.value.message.startswith("exec.image: ")
-    resolved = resolve_exec(ExecSpec(kind="blackbox", image="user/img:1"), MANIFEST, SYSTEM)
+    spec = ExecSpec(kind="blackbox", image="user/img:1")
+    resolved = resolve_exec(spec, MANIFEST, SYSTEM, blackbox_images=("user/*",))
     assert resolved == Exec(kind="blackbox", image="user/img:1")
+
+
+@pytest.mark.parametrize(
+    ("image", "patterns", "allowed"),
+    [
+        ("user/img:1", (), False),  # none allowed unless the operator says so
+        ("user/img:1", ("user/img:1",), True),
+        ("user/img:1", ("other/*", "user/img:*"), True),
+        ("user/img:1", ("user/img",), False),
+        ("registry.example/team/sub/img", ("registry.example/team/*",), True),
+        ("User/img:1", ("user/*",), False),  # case counts
+        ("user/img:1", ("*",), True),
+    ],
+)
+def test_resolve_exec_allows_only_the_operators_blackbox_images(
+    image: str, patterns: tuple[str, ...], allowed: bool
+) -> None:
+    spec = ExecSpec(kind="blackbox", image=image)
+    if allowed:
+        assert resolve_exec(spec, MANIFEST, SYSTEM, blackbox_images=patterns).image == image
+        return
+    with pytest.raises(InvalidInput) as caught:
+        resolve_exec(spec, MANIFEST, SYSTEM, blackbox_images=patterns)
+    assert caught.value.message == (
+        f"exec.image: The image '{image}' is not one blackbox actions may use here: the "
+        "operator allows images in HOMERUN_BLACKBOX_IMAGES."
+    )
 
 
 # annotations

@@ -441,18 +441,24 @@ SWAP_SOCKET = """
 const fs = require('fs');
 function main(p) {
   const socket = process.env.HOMERUN_SOCKET;
-  fs.rmSync(socket, {force: true});
-  fs.symlinkSync(p.trap, socket);
-  return new Promise((resolve) => setTimeout(() => resolve({swapped: true}), 500));
+  let swapped = true;
+  try {
+    fs.rmSync(socket, {force: true});
+    fs.symlinkSync(p.trap, socket);
+  } catch (err) {
+    swapped = false; // the docker sandbox sealed the socket's directory
+  }
+  return new Promise((resolve) => setTimeout(() => resolve({swapped}), 500));
 }
 """
 
 
 async def test_a_socket_the_action_swaps_for_a_symlink_is_never_followed(
-    start: Start, tmp_path: Path
+    backend: Backend, start: Start, tmp_path: Path
 ) -> None:
     # The action replaces its proxy's socket with a symlink to a socket on the host (the
-    # host's Docker engine, say); the invoker's next connections still reach the proxy.
+    # host's Docker engine, say); the invoker's next connections still reach the proxy. The
+    # docker sandbox refuses the swap itself; the process sandbox lets it happen.
     reached: list[bytes] = []
 
     async def trap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -474,9 +480,71 @@ async def test_a_socket_the_action_swaps_for_a_symlink_is_never_followed(
             return await container.run(run_payload(trap=str(trap_path)), TIMEOUT_S)
 
         first, second = await asyncio.gather(container.run(swap, TIMEOUT_S), while_it_runs())
-        assert answer(first) == {"swapped": True}
+        assert answer(first) == {"swapped": backend.sandbox.name == "process"}
         assert second.status is not None, "the second request reached the proxy"
         assert reached == [], "a request went to the socket the action planted"
     finally:
         server.close()
         await server.wait_closed()
+
+
+# From inside an action: try to write 20 MB to every mount that is not in memory (the socket
+# directory, bind-mounted from the host, and the engine's /etc files among them), to plant a
+# file, a symlink and a hard link beside the socket and to rename or remove the socket; and
+# fill /tmp until it refuses.
+PLANT = """
+const fs = require('fs');
+const path = require('path');
+const IN_MEMORY = ['tmpfs', 'proc', 'sysfs', 'devpts', 'mqueue', 'cgroup', 'cgroup2'];
+const MB = Buffer.alloc(1 << 20, 1);
+const tried = [];
+function attempt(done, what, act) {
+  tried.push(what);
+  try { act(); done.push(what); } catch (err) { /* refused, as it should be */ }
+}
+function fill(file, mb) {
+  const fd = fs.openSync(file, 'a');
+  let written = 0;
+  try { for (; written < mb; written += 1) fs.writeSync(fd, MB); } finally { fs.closeSync(fd); }
+  return written;
+}
+function main() {
+  const done = [];
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').trim().split('\\n');
+  for (const [, target, type] of mounts.map((line) => line.split(' '))) {
+    if (IN_MEMORY.includes(type)) continue;
+    const file = fs.statSync(target).isDirectory() ? path.join(target, 'planted') : target;
+    attempt(done, `write ${file}`, () => fill(file, 20));
+  }
+  const socket = process.env.HOMERUN_SOCKET;
+  const dir = path.dirname(socket);
+  attempt(done, 'symlink', () => fs.symlinkSync('/etc/passwd', path.join(dir, 'link')));
+  attempt(done, 'hard link', () => fs.linkSync(socket, path.join(dir, 'again.sock')));
+  attempt(done, 'rename', () => fs.renameSync(socket, path.join(dir, 'moved.sock')));
+  attempt(done, 'unlink', () => fs.unlinkSync(socket));
+  attempt(done, 'chmod', () => fs.chmodSync(dir, 0o777));
+  let tmp = 0;
+  try { fill('/tmp/fill', 1024); } catch (err) { tmp = fs.statSync('/tmp/fill').size >> 20; }
+  fs.rmSync('/tmp/fill', {force: true});
+  return {done, tried, tmp};
+}
+"""
+
+
+@pytest.mark.docker
+async def test_an_action_writes_nothing_to_the_host_outside_its_tmpfs(
+    backend: Backend, start: Start
+) -> None:
+    if not isinstance(backend.sandbox, DockerSandbox):
+        pytest.skip("the process sandbox does not bound what an action writes (README)")
+    before = set(backend.sandbox.socket_root.iterdir())
+    container = await start(NODE, init=False)
+    (socket_dir,) = set(backend.sandbox.socket_root.iterdir()) - before
+    code = {"name": "plant", "main": "main", "code": PLANT, "binary": False}
+    assert (await container.init({"value": code}, TIMEOUT_S)).status == 200
+    probe = answer(await container.run(run_payload(), TIMEOUT_S))
+    assert {"write /planted", "write /run/homerun/planted", "unlink"} <= set(probe["tried"])
+    assert probe["done"] == [], "the action wrote to the host"
+    assert probe["tmp"] == backend.sandbox.tmpfs_mb, "/tmp is a tmpfs of its size"
+    assert [entry.name for entry in socket_dir.iterdir()] == ["action.sock"]
+    assert answer(await container.run(run_payload(), TIMEOUT_S))["done"] == []
