@@ -163,8 +163,8 @@ class DockerSandbox:
     """Starts hardened containers: non-root, all capabilities dropped, no-new-privileges,
     read-only root with a small /tmp, a pids limit, memory without swap, no network unless
     `network` is set. Blackbox actions may use only the images `blackbox_images` allows;
-    they keep their image's user and a writable root, bounded to `tmpfs_mb` where the engine's
-    storage driver can bound it."""
+    they keep their image's user and a writable root bounded to `tmpfs_mb` where the engine's
+    storage driver can bound it, else a read-only one (`blackbox_writable_root`: unbounded)."""
 
     name = "docker"
     isolates = True
@@ -179,6 +179,7 @@ class DockerSandbox:
         tmpfs_mb: int = 64,
         start_timeout_s: float = 30.0,
         blackbox_images: tuple[str, ...] = (),
+        blackbox_writable_root: bool = False,
         relay_image: str = RELAY_IMAGE,
         client: docker.DockerClient | None = None,
     ) -> None:
@@ -194,6 +195,7 @@ class DockerSandbox:
         self.tmpfs_mb = tmpfs_mb
         self.start_timeout_s = start_timeout_s
         self.blackbox_images = blackbox_images
+        self.blackbox_writable_root = blackbox_writable_root
         self.relay_image = relay_image
         self._root_quota: bool | None = None  # whether the engine can bound a root; unknown
         self._client = client or docker.from_env(timeout=60)
@@ -244,7 +246,7 @@ class DockerSandbox:
         return {
             "user": f"{ACTION_UID}:{ACTION_UID}",
             "read_only": True,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"},
+            "tmpfs": self._tmp(),
             "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
         }
 
@@ -295,8 +297,10 @@ class DockerSandbox:
         return container, sock, relay
 
     def _create_blackbox(self, image: str, config: dict[str, Any]) -> DockerContainer:
-        """A blackbox's writable root bounded to `tmpfs_mb`, where the storage driver can
-        (overlay2 on xfs with project quotas, btrfs, zfs); elsewhere unbounded, said once."""
+        """A blackbox's writable root bounded to `tmpfs_mb` where the storage driver can
+        (overlay2 on xfs with project quotas, btrfs, zfs). Elsewhere its root is read-only
+        with a sized /tmp, as our own containers run, unless `blackbox_writable_root` lets it
+        write to the engine's storage without a bound (images that write to their root)."""
         if self._root_quota is not False:
             size = {"size": f"{self.tmpfs_mb}m"}
             try:
@@ -305,14 +309,22 @@ class DockerSandbox:
                 if "storage-opt" not in str(exc):
                     raise
                 log.warning(
-                    "the engine cannot bound a container's root file system (%s): blackbox "
-                    "actions write to the engine's storage without a bound", exc.explanation,
+                    "the engine cannot bound a container's root file system (%s): %s",
+                    exc.explanation,
+                    "blackbox containers get an unbounded writable root, as configured"
+                    if self.blackbox_writable_root
+                    else "blackbox containers get a read-only root and a sized /tmp",
                 )  # fmt: skip
                 self._root_quota = False
             else:
                 self._root_quota = True
                 return container
+        if not self.blackbox_writable_root:
+            config = {**config, "read_only": True, "tmpfs": self._tmp()}
         return self._client.containers.create(image, **config)
+
+    def _tmp(self) -> dict[str, str]:
+        return {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_mb}m,mode=1777"}
 
     def _relay_config(
         self, name: str, blackbox: DockerContainer, socket_dir: Path

@@ -40,6 +40,7 @@ def docker_sandbox(settings: InvokerSettings) -> DockerSandbox:
         network=settings.network,
         pids_limit=settings.pids_limit,
         blackbox_images=settings.blackbox_images,
+        blackbox_writable_root=settings.blackbox_writable_root,
         relay_image=settings.relay_image,
     )
     removed = sandbox.remove_leftovers()

@@ -55,6 +55,11 @@ class InvokerSettings(BaseSettings):
         validation_alias=BLACKBOX_IMAGES_VARIABLE,
         description="The images blackbox actions may use; none by default.",
     )
+    blackbox_writable_root: bool = Field(
+        False,
+        description="Let blackbox containers write to their root file system without a bound "
+        "where the engine cannot bound it (else it is read-only, with a sized /tmp).",
+    )
     relay_image: str = Field(
         RELAY_IMAGE,
         description="Homerun's node runtime image, which relays to blackbox containers.",

@@ -154,6 +154,42 @@ async def test_the_relay_is_the_only_way_in_and_goes_with_its_blackbox(
     assert list(sandbox.socket_root.iterdir()) == []
 
 
+FILL = """
+const fs = require('fs');
+function fill(path, mb) {
+  const chunk = Buffer.alloc(1 << 20);
+  let written = 0;
+  try {
+    const fd = fs.openSync(path, 'w');
+    for (; written < mb; written++) fs.writeSync(fd, chunk);
+    fs.closeSync(fd);
+  } catch (err) { return {written, error: err.code}; }
+  return {written, error: null};
+}
+function main(p) { return {root: fill('/filled', p.mb), tmp: fill('/tmp/filled', p.mb)}; }
+"""
+
+
+@pytest.mark.parametrize("writable_root", [False, True], ids=["bounded", "writable-root"])
+async def test_what_a_blackbox_writes_is_bounded_unless_the_operator_allows_its_root(
+    sandbox: DockerSandbox, blackbox_image: str, writable_root: bool
+) -> None:
+    sandbox.tmpfs_mb, sandbox.blackbox_writable_root = 16, writable_root
+    container = await sandbox.start(ContainerSpec("blackbox", blackbox_image, 128, "filler"))
+    try:
+        init = {"name": "fill", "main": "main", "code": FILL, "binary": False}
+        assert (await container.init({"value": init}, 30)).status == 200
+        run = await container.run({"value": {"mb": 32}}, 60)
+        found = json.loads(run.body)
+    finally:
+        await container.destroy()
+    if not writable_root or sandbox._root_quota:  # a sized /tmp and a read-only root, or a quota
+        assert found["tmp"]["written"] <= 16 and found["tmp"]["error"] == "ENOSPC", found
+        assert found["root"]["written"] <= 16 and found["root"]["error"], found
+    else:  # as the operator asked: its image's /tmp, on a root without a bound
+        assert found["tmp"] == {"written": 32, "error": None}, found
+
+
 async def test_a_refused_image_starts_nothing(sandbox: DockerSandbox, blackbox_image: str) -> None:
     with pytest.raises(ImageRefused):
         await sandbox.start(ContainerSpec("blackbox", REFUSED, 128, "refused"))
