@@ -281,7 +281,7 @@ class DockerSandbox:
         except docker.errors.DockerException as exc:
             raise ProvisionError(f"could not create a container: {exc}") from None
         params = {"stdout": 1, "stderr": 1, "stream": 1, "logs": 1}
-        relay = None
+        sock, relay = None, None
         try:
             sock = self._client.api.attach_socket(str(container.id), params=params)
             container.start()
@@ -291,6 +291,8 @@ class DockerSandbox:
                 )
                 relay.start()
         except docker.errors.DockerException as exc:
+            if sock is not None:
+                sock.close()
             with contextlib.suppress(docker.errors.DockerException):
                 _remove(relay, container)
             raise ProvisionError(f"could not start a container: {exc}") from None

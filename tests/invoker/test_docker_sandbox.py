@@ -3,10 +3,17 @@ driven in test_sandboxes.py)."""
 
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
+from typing import cast
 
-from invoker.docker_sandbox import _Output
+import docker
+import pytest
+
+from invoker.docker_sandbox import ACTION_UID, DockerSandbox, _Output
 from invoker.logs import SENTINEL, LogBuffer
+from invoker.sandbox import ProvisionError
 
 
 def frame(stream: int, data: bytes) -> bytes:
@@ -69,3 +76,12 @@ def test_the_end_of_the_stream_is_the_end_of_the_container() -> None:
     assert not output.ended
     output.connection_lost(None)
     assert output.ended
+
+
+def test_the_sandbox_refuses_to_run_as_its_containers_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Owning the socket directories, containers of its uid could make them writable again.
+    monkeypatch.setattr(os, "geteuid", lambda: ACTION_UID)
+    with pytest.raises(ProvisionError, match=f"uid {ACTION_UID}"):
+        DockerSandbox(tmp_path, "inv", client=cast(docker.DockerClient, object()))
