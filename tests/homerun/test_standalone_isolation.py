@@ -86,7 +86,8 @@ def test_an_action_reaches_nothing_of_another_namespace_or_of_homerun() -> None:
             assert out.pop("home") == {"mode": "700", "tmpdir": home}  # private to it
             out = {k: v for k, v in out.items() if home not in k}  # its own directory
             assert out and set(out.values()) == {"EACCES"}, out
-            assert not any((Path(d) / "planted").exists() for d in others)
+            # Its own directory may be among them: a stem cell listed before it took one.
+            assert not any((Path(d) / "planted").exists() for d in others if d != home)
             assert http.post(victim, json={}).json()["response"]["result"] == {"calls": 2}
         assert (data.stat().st_mode & 0o777) == 0o700
     finally:
