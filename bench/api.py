@@ -84,7 +84,7 @@ class Api:
         return Surface("seed", prefix, "", self.operator)
 
     async def put_action(
-        self, name: str, *, code: str = NOOP, kind: str = "nodejs:18", **limits: int
+        self, name: str, *, code: str = NOOP, kind: str = "nodejs:22", **limits: int
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"exec": {"kind": kind, "code": code}}
         if limits:

@@ -54,7 +54,7 @@ class Run:
     cluster: Cluster
     api: Api
     plan: Plan
-    kind: str  # the default kind, e.g. nodejs:18
+    kind: str  # the default kind, e.g. nodejs:22
     image: str  # its image
     stem_cells: int  # how many stem cells of that kind the manifest asks for
     baseline_url: str

@@ -133,6 +133,12 @@ class Principal:
     def can_access_org(self, org_id: str) -> bool:
         return self.is_admin or self.org_id == org_id
 
+    def reaches(self, namespace: Namespace) -> bool:
+        """An admin token reaches every namespace, an org token those of its organization."""
+        return self.is_admin or (
+            namespace.org_id is not None and self.can_access_org(namespace.org_id)
+        )
+
 
 @dataclass(frozen=True)
 class Credential:

@@ -226,3 +226,17 @@ WEB_UNKNOWN_CONTENT_TYPE = "Response did not specify a known content-type."
 
 def web_invalid_media(media_type: str) -> str:
     return f"Response is not valid '{media_type}'."
+
+
+# `require-adobe-auth` validators (/adobeio/shared-validators-v1/*): Adobe's wording where it is
+# known (shared/spec/adobe-runtime.md §4.3; the 403 as App Builder apps document it).
+ADOBE_AUTH_FAILED = (
+    "request is invalid, reason: failed authorization. Please verify your token and "
+    "organization id."
+)
+ADOBE_AUTH_INVALID_TOKEN = "cannot authorize request, reason: invalid token"
+ADOBE_AUTH_UNAVAILABLE = "cannot authorize request, reason: the token issuer cannot be reached"
+
+
+def adobe_auth_missing(header: str) -> str:
+    return f"cannot authorize request, reason: missing {header} header"

@@ -6,7 +6,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from controller.db.engine import async_url
@@ -24,6 +32,48 @@ class ConfigError(Exception):
 
 def default_data_dir() -> Path:
     return Path.home() / ".homerun"
+
+
+class AdobeAuthSettings(BaseModel):
+    """The JWTs the `require-adobe-auth` validators accept besides Homerun's own operator
+    tokens (controller.services.adobeauth): those of one issuer, `HOMERUN_ADOBE_AUTH__ISSUER`,
+    for one audience, `__AUDIENCE`, signed by a key of the JSON Web Key Set at `__JWKS` (a
+    file path, or an http(s) URL fetched and cached). All three or none; none accepts no JWT.
+    With `__ORG_CLAIM` set, that claim must also name the namespace's organization.
+    `__LEEWAY_S` is the clock skew allowed on `exp` and `nbf`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str | None = None
+    audience: str | None = None
+    jwks: str | None = None
+    org_claim: str | None = None
+    leeway_s: int = Field(30, ge=0, le=600)
+
+    @property
+    def jwks_is_url(self) -> bool:
+        return (self.jwks or "").lower().startswith(("http://", "https://"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.jwks is not None
+
+    @model_validator(mode="after")
+    def _complete(self) -> AdobeAuthSettings:
+        given = {name: getattr(self, name) for name in ("issuer", "audience", "jwks")}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(
+                variable_name(("adobe_auth", name)) for name, value in given.items() if not value
+            )
+            raise ValueError(f"a JWT issuer needs its issuer, audience and JWKS: set {missing}")
+        if self.org_claim and not self.jwks:
+            raise ValueError(
+                f"{variable_name(('adobe_auth', 'org_claim'))} applies to JWTs: set the issuer, "
+                "audience and JWKS too"
+            )
+        if self.jwks and not self.jwks_is_url and not Path(self.jwks).is_file():
+            raise ValueError(f"the JWKS file {self.jwks} does not exist")
+        return self
 
 
 class Settings(BaseSettings):
@@ -55,6 +105,7 @@ class Settings(BaseSettings):
     limits: SystemLimits = Field(default_factory=SystemLimits)
     secret_keys: SecretStr | None = None
     blackbox_images: Annotated[ImagePatterns, NoDecode] = ()
+    adobe_auth: AdobeAuthSettings = Field(default_factory=AdobeAuthSettings)
 
     @field_validator("database_url")
     @classmethod

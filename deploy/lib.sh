@@ -39,8 +39,8 @@ ensure_venv() {
 }
 
 ensure_node() {
-  # Node.js and npm: the compatibility suite drives Homerun with the `openwhisk` npm client,
-  # and the process sandbox runs nodejs actions with the host's node.
+  # Node.js and npm: the compatibility suite drives Homerun with the `openwhisk` npm client, and
+  # deploy/runtimes/build.sh installs each nodejs kind's node and modules with npm ci.
   if command -v node >/dev/null && command -v npm >/dev/null; then return 0; fi
   apt_install nodejs npm
 }
@@ -90,7 +90,10 @@ ensure_docker() {
 }
 
 ensure_runtime_images() {
-  # The action runtime images (homerun/action-*): built offline from Debian packages, cached.
+  # The action runtime images (homerun/action-*), built offline from Debian packages and the npm
+  # registry, cached; then the same Node versions and modules on this host for the process sandbox.
   ensure_docker || return 1
+  ensure_node || return 1
   "$ROOT/deploy/runtimes/build.sh" "$@"
+  "$ROOT/deploy/runtimes/build.sh" --host "$@"
 }

@@ -63,7 +63,7 @@ def cases() -> list[Case]:
         made.append(
             Case(
                 api,
-                "nodejs:18",
+                "nodejs:22",
                 f"smoke-{api}-node",
                 "function main(p) { return {hi: p.name, rt: 'node'}; }",
                 {"hi": api, "rt": "node"},

@@ -117,6 +117,11 @@ def prepare(settings: Settings) -> tuple[str, str]:
     return invoker, text
 
 
+# An IMS token expiry (ms since the epoch, 2100-01-01) the aio CLI takes as valid: it then
+# sends the token as it is instead of logging in.
+FAR_AHEAD_MS = 4102444800000
+
+
 def banner(
     *, host: str, data_dir: Path, invoker: str, namespace: str, auth: str, token: str, api_key: str
 ) -> str:
@@ -145,12 +150,17 @@ def banner(
             "auth):",
             f"  export AIO_RUNTIME_APIHOST={host} AIO_RUNTIME_AUTH={auth} "
             f"AIO_RUNTIME_NAMESPACE={namespace} USE_RUNTIME_AUTH=true",
-            "aio app deploy, which calls a deploy service with a bearer token: point it here and",
-            "send the operator token as that bearer token (served under /runtime/api/v1):",
-            f"  export AIO_DEPLOY_SERVICE_URL={host}",
+            "App Builder (aio app deploy: a deploy service here under /runtime/api/v1, the",
+            "operator token as its IMS token): put these lines in the project's .env",
+            f"  AIO_RUNTIME_APIHOST={host}",
+            f"  AIO_RUNTIME_AUTH={auth}",
+            f"  AIO_RUNTIME_NAMESPACE={namespace}",
+            f"  AIO_DEPLOY_SERVICE_URL={host}",
+            f"  AIO_IMS_CONTEXTS_CLI_ACCESS__TOKEN_TOKEN={token}",
+            f"  AIO_IMS_CONTEXTS_CLI_ACCESS__TOKEN_EXPIRY={FAR_AHEAD_MS}",
             "Create and invoke an action:",
             f"  curl -s -X POST {seed}/actions {seed_headers} "
-            """-d '{"name":"hello","exec":{"kind":"nodejs:18"},"""
+            """-d '{"name":"hello","exec":{"kind":"nodejs:22"},"""
             """"code":"function main(p){return {hi: p.name}}"}'""",
             f"""  curl -s -X POST {seed}/actions/hello {seed_headers} -d '{{"name":"you"}}'""",
             f"  curl -s -u '{auth}' -X POST '{host}/api/v1/namespaces/_/actions/hello"
@@ -258,8 +268,9 @@ def _missing_images(sandbox: DockerSandbox, settings: Settings) -> list[str]:
 def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
     """Docker when an engine answers (building missing images first, and rebuilding those
     an older checkout built: the build script tags each with a hash of its proxy and
-    packages, and takes a fraction of a second when all are current), else process;
-    `HOMERUN_INVOKER_SANDBOX` forces one."""
+    packages, and takes a fraction of a second when all are current), else process, with
+    the node of each nodejs kind laid out on this host; `HOMERUN_INVOKER_SANDBOX` forces
+    one."""
     if invoker.sandbox != "process" and DockerSandbox.available():
         sandbox = docker_sandbox(invoker)
         missing = _missing_images(sandbox, settings)
@@ -281,19 +292,30 @@ def choose_sandbox(settings: Settings, invoker: InvokerSettings) -> Sandbox:
         _say("HOMERUN_INVOKER_SANDBOX=process: using the process sandbox")
     else:
         _say("no Docker engine reachable: using the process sandbox")
+    if BUILD_SCRIPT.exists():  # each nodejs kind's node and modules on this host
+        kinds = [rt.kind for rt in _runtimes(settings) if rt.kind.startswith("nodejs:")]
+        subprocess.run(["bash", str(BUILD_SCRIPT), "--host", *kinds], check=False)
     # Not in the data directory, which action processes (other uids) may not enter.
     return ProcessSandbox(Path(tempfile.gettempdir()) / f"homerun-{invoker.id}")
 
 
+def _own_api_url(settings: Settings) -> str:
+    """Where this process's API answers on this host (a wildcard address: its loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
 def _invoker_settings(settings: Settings, invoker: str) -> InvokerSettings:
     """The in-process invoker: `HOMERUN_INVOKER_*` as for `homerun invoker`, with this
-    standalone's id, Redis and a work directory inside the data directory."""
+    standalone's id, Redis, a work directory inside the data directory, and this API as the
+    one its actions reach (unless `HOMERUN_INVOKER_API_URL` names another)."""
     try:
         return load_invoker_settings(
             id=invoker,
             redis_url=settings.redis_url,
             key_prefix=settings.key_prefix,
             work_dir=settings.data_dir / "invoker",
+            api_url=os.environ.get("HOMERUN_INVOKER_API_URL") or _own_api_url(settings),
         )
     except InvokerConfigError as exc:
         raise SystemExit(str(exc)) from None

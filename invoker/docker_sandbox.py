@@ -12,7 +12,11 @@ allowed). It is reached through a relay: a second container, of Homerun's node i
 joins that network namespace and nothing else of it, and pipes each connection made to its unix
 socket (in a sealed socket directory like any other) to 127.0.0.1:8080. So no port is
 published, no container address is ever used, and the invoker needs neither root nor the
-host's PID namespace to reach it (entering the namespace itself would take both)."""
+host's PID namespace to reach it (entering the namespace itself would take both).
+
+Containers of our runtime images reach the Homerun API, and only it, through the invoker's
+API relay (invoker/apirelay.py), whose socket directory every one of them mounts read-only.
+Blackbox containers do not: their images carry no proxy to listen for them."""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from docker.models.containers import Container as DockerContainer
 from docker.types import LogConfig
 from docker.utils.socket import STDERR
 
+from invoker.apirelay import API_HOST_IN_CONTAINER, API_PORT_IN_CONTAINER, ApiRelay
 from invoker.logs import LogBuffer, LogCollection
 from invoker.protocol import image_allowed
 from invoker.proxyclient import ProxyClient
@@ -42,6 +47,8 @@ log = logging.getLogger(__name__)
 SOCKET_DIR_IN_CONTAINER = "/run/homerun"
 SOCKET_NAME = "action.sock"
 _SOCKET_IN_CONTAINER = f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}"
+API_DIR_IN_CONTAINER = "/run/homerun-api"
+API_SOCKET_NAME = "api.sock"
 LABEL = "homerun.invoker"
 # The user of our runtime images and of the relay; never the invoker's, which owns the socket
 # directories (an owner could make a sealed directory writable again).
@@ -83,8 +90,10 @@ class DockerActionContainer:
         logs: LogBuffer,
         output: _Output,
         proxy: ProxyClient,
+        api: ApiRelay | None = None,
     ) -> None:
         self.id = container.id or ""
+        self._api = api
         self.spec = spec
         self._container = container
         self._relay = relay
@@ -106,6 +115,10 @@ class DockerActionContainer:
         return await self._proxy.post("/init", payload, timeout_s)
 
     async def run(self, payload: dict[str, Any], timeout_s: float) -> Exchange:
+        if self._api is not None:
+            # The action reaches the API through the relay's door in its own loopback.
+            self._api.learn(str(payload.get("api_host") or ""))
+            payload = {**payload, "api_host": API_HOST_IN_CONTAINER}
         self._logs.expect_request("/run", payload)
         return await self._proxy.post("/run", payload, timeout_s)
 
@@ -162,9 +175,11 @@ class DockerActionContainer:
 class DockerSandbox:
     """Starts hardened containers: non-root, all capabilities dropped, no-new-privileges,
     read-only root with a small /tmp, a pids limit, memory without swap, no network unless
-    `network` is set. Blackbox actions may use only the images `blackbox_images` allows;
-    they keep their image's user and a writable root bounded to `tmpfs_mb` where the engine's
-    storage driver can bound it, else a read-only one (`blackbox_writable_root`: unbounded)."""
+    `network` is set, and the Homerun API at `api_url` (else the activations' API host)
+    through the API relay either way. Blackbox actions may use only the images
+    `blackbox_images` allows; they keep their image's user and a writable root bounded to
+    `tmpfs_mb` where the engine's storage driver can bound it, else a read-only one
+    (`blackbox_writable_root`: unbounded)."""
 
     name = "docker"
     isolates = True
@@ -181,6 +196,7 @@ class DockerSandbox:
         blackbox_images: tuple[str, ...] = (),
         blackbox_writable_root: bool = False,
         relay_image: str = RELAY_IMAGE,
+        api_url: str | None = None,
         client: docker.DockerClient | None = None,
     ) -> None:
         if os.geteuid() == ACTION_UID:
@@ -197,6 +213,8 @@ class DockerSandbox:
         self.blackbox_images = blackbox_images
         self.blackbox_writable_root = blackbox_writable_root
         self.relay_image = relay_image
+        # Not a container's socket directory: those are named by 12 hex digits.
+        self.api = ApiRelay(socket_root / "api" / API_SOCKET_NAME, api_url)
         self._root_quota: bool | None = None  # whether the engine can bound a root; unknown
         self._client = client or docker.from_env(timeout=60)
 
@@ -247,7 +265,10 @@ class DockerSandbox:
             "user": f"{ACTION_UID}:{ACTION_UID}",
             "read_only": True,
             "tmpfs": self._tmp(),
-            "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+            "volumes": {
+                str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"},
+                str(self.api.path.parent): {"bind": API_DIR_IN_CONTAINER, "mode": "ro"},
+            },
         }
 
     def _create(
@@ -268,7 +289,13 @@ class DockerSandbox:
             config["environment"] = dict(spec.env)
         else:
             config |= self._unprivileged(socket_dir)
-            config["environment"] = {**spec.env, "HOMERUN_SOCKET": _SOCKET_IN_CONTAINER}
+            config["environment"] = {
+                **spec.env,
+                "HOMERUN_SOCKET": _SOCKET_IN_CONTAINER,
+                "__OW_API_HOST": API_HOST_IN_CONTAINER,
+                "HOMERUN_API_SOCKET": f"{API_DIR_IN_CONTAINER}/{API_SOCKET_NAME}",
+                "HOMERUN_API_PORT": str(API_PORT_IN_CONTAINER),
+            }
         try:
             if blackbox:
                 container = self._create_blackbox(spec.image, config)
@@ -343,6 +370,7 @@ class DockerSandbox:
         }
 
     async def start(self, spec: ContainerSpec) -> DockerActionContainer:
+        await self.api.start()
         socket_dir = self.socket_root / uuid.uuid4().hex[:12]
         socket_dir.mkdir(parents=True)
         socket_dir.chmod(0o777)  # for the proxy (or relay) to make its socket in, until sealed
@@ -359,7 +387,8 @@ class DockerSandbox:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise
         proxy = ProxyClient(socket_dir / SOCKET_NAME, any_answer=spec.kind == BLACKBOX_KIND)
-        action = DockerActionContainer(spec, container, relay, socket_dir, logs, output, proxy)
+        api = None if spec.kind == BLACKBOX_KIND else self.api
+        action = DockerActionContainer(spec, container, relay, socket_dir, logs, output, proxy, api)
         try:
             await action.wait_ready(self.start_timeout_s)
             # Sealed: the socket is made and pinned, no action code has run. The container's
@@ -371,6 +400,7 @@ class DockerSandbox:
         return action
 
     async def close(self) -> None:
+        await self.api.close()
         await asyncio.to_thread(self._client.close)
 
 

@@ -42,6 +42,7 @@ def docker_sandbox(settings: InvokerSettings) -> DockerSandbox:
         blackbox_images=settings.blackbox_images,
         blackbox_writable_root=settings.blackbox_writable_root,
         relay_image=settings.relay_image,
+        api_url=settings.api_url,
     )
     removed = sandbox.remove_leftovers()
     if removed:
@@ -56,6 +57,8 @@ def make_worker(settings: InvokerSettings, redis: Redis, sandbox: Sandbox | None
         settings.memory_mb,
         idle_timeout_s=settings.idle_timeout_s,
         pause_grace_s=settings.pause_grace_s,
+        # What code run at /init (a client made at load time) reads before any activation.
+        stem_cell_env={"__OW_API_HOST": settings.api_url} if settings.api_url else None,
     )
     runner = Runner(pool, CodeCache(redis, keys), settings.id)
     return Worker(

@@ -23,11 +23,11 @@ from typing import Any
 
 from invoker.logs import LogBuffer, LogCollection
 from invoker.proxyclient import ProxyClient
+from invoker.runtimes import HOST_RUNTIMES, RUNTIMES_DIR, HostNode, host_node
 from invoker.sandbox import ContainerSpec, Exchange, ProvisionError
 
 log = logging.getLogger(__name__)
 
-RUNTIMES_DIR = Path(__file__).resolve().parent / "runtimes"
 SOCKET_NAME = "action.sock"
 # Each container runs as a uid of its own (when the invoker is root), so that a per-uid process
 # limit bounds each container separately and destroying one can kill every process it made.
@@ -48,23 +48,39 @@ _OOM_MARKERS = (
 )
 
 
-def command_for(kind: str, memory_mb: int, workdir: Path) -> list[str]:
-    """The proxy's command line. The proxy is copied into `workdir` so that an unprivileged
-    child can read it wherever Homerun is installed."""
+def command_for(kind: str, memory_mb: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """The proxy's command line and the environment it adds. The proxy is copied into
+    `workdir` so that an unprivileged child can read it wherever Homerun is installed."""
     family = kind.split(":", 1)[0]
     if family == "nodejs":
-        node = shutil.which("node") or shutil.which("nodejs")
-        if node is None:
-            raise ProvisionError("the process sandbox needs `node` on PATH for nodejs actions")
+        node = _host_node(kind)
         proxy = shutil.copy(RUNTIMES_DIR / "nodejs" / "proxy.js", workdir / "proxy.js")
         heap = max(16, memory_mb - 32)
-        return [node, f"--max-old-space-size={heap}", str(proxy)]
+        env = {"NODE_PATH": str(node.modules)} if node.modules else {}
+        return [str(node.node), f"--max-old-space-size={heap}", str(proxy)], env
     if family == "python":
         # The system interpreter: a virtualenv's may live where an unprivileged user cannot go.
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
         proxy = shutil.copy(RUNTIMES_DIR / "python" / "proxy.py", workdir / "proxy.py")
-        return [python, "-u", str(proxy)]
+        return [python, "-u", str(proxy)], {}
     raise ProvisionError(f"the process sandbox cannot run '{kind}' actions")
+
+
+_HOST_NODES: dict[str, HostNode] = {}
+
+
+def _host_node(kind: str) -> HostNode:
+    """The node of `kind` on this host, found once (a missing one is looked for again: it
+    may be laid out while this invoker runs)."""
+    node = _HOST_NODES.get(kind) or host_node(kind)
+    if node is None:
+        major = kind.partition(":")[2]
+        raise ProvisionError(
+            f"the process sandbox has no node {major} for {kind} actions: lay it out with "
+            f"`deploy/runtimes/build.sh --host {kind}` (under {HOST_RUNTIMES})"
+        )
+    _HOST_NODES[kind] = node
+    return node
 
 
 def _limits(kind: str, memory_mb: int, uid: int | None) -> Any:
@@ -320,12 +336,13 @@ class ProcessSandbox:
             **spec.env,
         }
         try:
+            command, runtime_env = command_for(spec.kind, spec.memory_mb, workdir)
             process = await asyncio.create_subprocess_exec(
-                *command_for(spec.kind, spec.memory_mb, workdir),
+                *command,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=env,
+                env={**runtime_env, **env},
                 cwd=workdir,
                 preexec_fn=_limits(spec.kind, spec.memory_mb, uid),
             )

@@ -50,6 +50,9 @@ def run_payload(inv: Invocation, deadline: int) -> dict[str, Any]:
         "activation_id": inv.activation_id,
         "transaction_id": inv.transaction_id,
         "deadline": str(deadline),
+        # OpenWhisk sets it in the container's environment only, which a stem cell started
+        # before any activation cannot know: here each activation brings it.
+        "api_host": inv.api_host,
     }
     if inv.api_key:
         payload["api_key"] = inv.api_key

@@ -49,6 +49,13 @@ class InvokerSettings(BaseSettings):
     drain_timeout_s: float = Field(60.0, ge=0)
     work_dir: Path = Path("/tmp/homerun-invoker")
     network: bool = False
+    api_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+/?$",
+        description="Where this invoker reaches the Homerun API for its actions (their only "
+        "way out without egress): http(s)://host:port; else the API host the controller "
+        "gives each activation.",
+    )
     pids_limit: int = Field(256, ge=16)
     blackbox_images: Annotated[ImagePatterns, NoDecode] = Field(
         (),

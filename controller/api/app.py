@@ -20,6 +20,7 @@ from controller.api.errors import EXCEPTION_HANDLERS
 from controller.api.http import RequestIdMiddleware
 from controller.api.openwhisk import actions as ow_actions
 from controller.api.openwhisk import activations as ow_activations
+from controller.api.openwhisk import adobeauth as ow_adobeauth
 from controller.api.openwhisk import info as ow_info
 from controller.api.openwhisk import logforwarding as ow_logforwarding
 from controller.api.openwhisk import packages as ow_packages
@@ -62,6 +63,7 @@ OPENWHISK_ENDPOINTS: tuple[Endpoint, ...] = (
     *ow_rules.ENDPOINTS,
     *ow_logforwarding.ENDPOINTS,
     *ow_web.ENDPOINTS,
+    *ow_adobeauth.ENDPOINTS,
 )
 
 
@@ -147,6 +149,7 @@ def create_app(settings: Settings) -> Starlette:
         if path.startswith("/api/v1/")
     )
     routes += grouped_routes(ow_web.TABLE)  # anonymous: not under /runtime/api/v1
+    routes += grouped_routes(ow_adobeauth.TABLE)  # Basic only: what the validators send
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     routes.append(Route("/api/v1/api-docs", ops.openwhisk_openapi, methods=["GET"]))
     app = Starlette(

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,20 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@dataclass(frozen=True)
+class Homerun:
+    """A running standalone: its API host, the guest namespace's `uuid:key`, the operator
+    token, and the whole banner it printed."""
+
+    apihost: str
+    auth: str
+    operator_token: str
+    banner: str
+
+
 @pytest.fixture(scope="module")
-def homerun() -> Iterator[tuple[str, str]]:
-    """A fresh `homerun standalone` (process sandbox); yields (apihost, guest `uuid:key`)."""
+def homerun() -> Iterator[Homerun]:
+    """A fresh `homerun standalone` (process sandbox)."""
     data = Path(tempfile.mkdtemp(prefix="hrcompat", dir="/tmp"))
     data.chmod(0o755)  # the process sandbox runs actions under other uids inside it
     port = _free_port()
@@ -135,12 +147,14 @@ def homerun() -> Iterator[tuple[str, str]]:
         )
     try:
         deadline = time.monotonic() + START_TIMEOUT
-        auth = None
-        while auth is None and time.monotonic() < deadline and process.poll() is None:
-            auth = re.search(r"guest auth\s+(\S+:\S+)\n", output.read_text())
+        found = None
+        while found is None and time.monotonic() < deadline and process.poll() is None:
+            text = output.read_text()
+            if "actions/hello -H" in text:  # the banner's last lines
+                found = re.search(r"guest auth\s+(\S+:\S+)\n\s+operator token\s+(\S+)\n", text)
             time.sleep(0.1)
-        assert auth is not None, f"no banner from homerun standalone:\n{output.read_text()}"
-        yield f"http://127.0.0.1:{port}", auth[1]
+        assert found is not None, f"no banner from homerun standalone:\n{output.read_text()}"
+        yield Homerun(f"http://127.0.0.1:{port}", found[1], found[2], output.read_text())
     finally:
         _stop(process)
         shutil.rmtree(data, ignore_errors=True)
@@ -204,8 +218,8 @@ class OpenWhiskJs:
 
 
 @pytest.fixture(scope="module")
-def ow(node: str, homerun: tuple[str, str]) -> OpenWhiskJs:
-    return OpenWhiskJs(node, *homerun)
+def ow(node: str, homerun: Homerun) -> OpenWhiskJs:
+    return OpenWhiskJs(node, homerun.apihost, homerun.auth)
 
 
 def buffer(data: bytes) -> dict[str, str]:
@@ -219,7 +233,8 @@ def buffer(data: bytes) -> dict[str, str]:
 # installed from the committed `aio/package-lock.json` like `js/` above. It is ~1900 packages:
 # a cold install takes a minute or two, a rerun with a warm npm cache (`--prefer-offline`)
 # about as long (unpacking dominates), and an up-to-date `node_modules` is reused as is.
-# Optional dependencies (native bundler binaries for `aio app build`) are left out.
+# Optional dependencies are kept: `aio app deploy` loads the web bundler, whose native binary
+# for this platform is one.
 
 AIO_DIR = Path(__file__).resolve().parent / "aio"
 AIO_BIN = AIO_DIR / "node_modules" / ".bin" / "aio"
@@ -230,7 +245,6 @@ AIO_NPM_CI = (
     "--no-fund",
     "--ignore-scripts",
     "--prefer-offline",
-    "--omit=optional",
     "--loglevel=error",
 )
 AIO_NPM_CI_TIMEOUT = 300  # seconds; a cold install took ~90 s on the development machine
@@ -390,7 +404,5 @@ class AioCli:
 
 
 @pytest.fixture(scope="module")
-def aio_cli(
-    aio: Path, homerun: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> AioCli:
-    return AioCli(aio, *homerun, tmp_path_factory.mktemp("aio-home"))
+def aio_cli(aio: Path, homerun: Homerun, tmp_path_factory: pytest.TempPathFactory) -> AioCli:
+    return AioCli(aio, homerun.apihost, homerun.auth, tmp_path_factory.mktemp("aio-home"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.compat.conftest import AIO_MODULE_TIMEOUT, AioCli
+from tests.compat.conftest import AIO_MODULE_TIMEOUT, AioCli, Homerun
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(AIO_MODULE_TIMEOUT)]
 
@@ -60,10 +60,10 @@ def default_kind(apihost: str, language: str) -> str:
 
 
 def test_action_create_from_a_js_file_gets_the_default_nodejs_kind(
-    hello: Any, homerun: tuple[str, str]
+    hello: Any, homerun: Homerun
 ) -> None:
     # the CLI sends `nodejs:default` for a .js file; Homerun stores the concrete default kind
-    kind = default_kind(homerun[0], "nodejs")
+    kind = default_kind(homerun.apihost, "nodejs")
     assert hello["namespace"] == "guest"
     assert hello["name"] == "hello"
     assert hello["version"] == "0.0.1"
@@ -160,9 +160,9 @@ def test_action_get(aio_cli: AioCli, hello: Any) -> None:
     assert aio_cli("rt", "action", "get", "hello", "--code") == HELLO + "\n"
 
 
-def test_action_get_url(aio_cli: AioCli, hello: Any, homerun: tuple[str, str]) -> None:
+def test_action_get_url(aio_cli: AioCli, hello: Any, homerun: Homerun) -> None:
     url = aio_cli("rt", "action", "get", "hello", "--url").strip()
-    assert url == f"{homerun[0]}/api/v1/namespaces/guest/actions/hello"
+    assert url == f"{homerun.apihost}/api/v1/namespaces/guest/actions/hello"
 
 
 def test_action_get_of_a_missing_action(aio_cli: AioCli) -> None:

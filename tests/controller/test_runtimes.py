@@ -40,30 +40,50 @@ def manifest(tmp_path: Path) -> Manifest:
     )
 
 
+NODE_MAJORS = ("18", "20", "22", "24", "26")  # Adobe's current kinds (spec/adobe-runtime.md §1.2)
+
+
 def test_packaged_manifest_loads() -> None:
     manifest = load_manifest()
     assert DEFAULT_MANIFEST.name == "runtimes.json"
     assert manifest == load_manifest(DEFAULT_MANIFEST)
     assert set(manifest.families) == {"nodejs", "python"}
-    assert manifest.default_kind == "nodejs:18"
-    assert manifest.valid_kinds() == ["blackbox", "nodejs:18", "python:3.11", "sequence"]
-    nodejs = manifest.get("nodejs:18")
-    assert nodejs is not None
-    assert nodejs.default
-    assert not nodejs.deprecated
-    assert nodejs.image == "homerun/action-nodejs-v18:latest"
-    assert [(cell.count, cell.memory) for cell in nodejs.stem_cells] == [(2, 256)]
+    assert manifest.default_kind == "nodejs:22"
+    assert manifest.valid_kinds() == [
+        "blackbox",
+        *(f"nodejs:{major}" for major in NODE_MAJORS),
+        "python:3.11",
+        "sequence",
+    ]
+    for major in NODE_MAJORS:
+        nodejs = manifest.get(f"nodejs:{major}")
+        assert nodejs is not None
+        assert nodejs.default == (major == "22")
+        assert not nodejs.deprecated
+        assert nodejs.image == f"homerun/action-nodejs-v{major}:latest"
+        cells = [(cell.count, cell.memory) for cell in nodejs.stem_cells]
+        assert cells == ([(2, 256)] if major == "22" else [])
     python = manifest.get("python:3.11")
     assert python is not None
+    assert python.default
     assert python.image == "homerun/action-python-v311:latest"
     assert manifest.get("ruby:3") is None
+
+
+def test_packaged_manifest_has_one_default_per_family_and_an_image_per_kind() -> None:
+    manifest = load_manifest()
+    for family, runtimes in manifest.families.items():
+        assert [r.kind for r in runtimes if r.default] == [manifest.resolve(f"{family}:default")]
+        assert all(r.image and r.kind.startswith(f"{family}:") for r in runtimes)
+    images = [r.image for runtimes in manifest.families.values() for r in runtimes]
+    assert len(images) == len(set(images))
 
 
 @pytest.mark.parametrize(
     ("requested", "resolved"),
     [
-        ("nodejs:18", "nodejs:18"),
-        ("nodejs:default", "nodejs:18"),
+        *((f"nodejs:{major}", f"nodejs:{major}") for major in NODE_MAJORS),
+        ("nodejs:default", "nodejs:22"),
         ("python:3.11", "python:3.11"),
         ("python:default", "python:3.11"),
         ("sequence", "sequence"),

@@ -37,6 +37,7 @@ class Standalone:
     `banner` is what the latest start printed."""
 
     sandbox: str
+    env: dict[str, str] = field(default_factory=dict)  # more variables for it
     data_dir: Path = field(default_factory=fresh_data_dir)
     port: int = field(default_factory=free_port)
     banner: str = ""
@@ -52,11 +53,15 @@ class Standalone:
 
     def start(self) -> None:
         """Start and wait for the banner; the environment has no `HOMERUN_*` but ours."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOMERUN_")} | {
-            "HOMERUN_DATA_DIR": str(self.data_dir),
-            "HOMERUN_PORT": str(self.port),
-            "HOMERUN_INVOKER_SANDBOX": self.sandbox,
-        }
+        env = (
+            {k: v for k, v in os.environ.items() if not k.startswith("HOMERUN_")}
+            | {
+                "HOMERUN_DATA_DIR": str(self.data_dir),
+                "HOMERUN_PORT": str(self.port),
+                "HOMERUN_INVOKER_SANDBOX": self.sandbox,
+            }
+            | self.env
+        )
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("a") as sink:
             self.process = subprocess.Popen(
@@ -110,9 +115,10 @@ class Standalone:
 
 
 @contextlib.contextmanager
-def running(sandbox: str) -> Iterator[Standalone]:
-    """A started standalone with a fresh data directory and port, stopped on exit."""
-    server = Standalone(sandbox)
+def running(sandbox: str, **env: str) -> Iterator[Standalone]:
+    """A started standalone with a fresh data directory and port (and these variables),
+    stopped on exit."""
+    server = Standalone(sandbox, env)
     try:
         server.start()
         yield server

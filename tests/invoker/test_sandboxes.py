@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 
 from controller.runtimes import load_manifest
+from invoker.apirelay import API_HOST_IN_CONTAINER
 from invoker.docker_sandbox import LABEL, DockerSandbox
 from invoker.logs import LogCollection
 from invoker.sandbox import (
@@ -296,12 +297,28 @@ async def test_init_then_run_answers_with_the_result(warm: Warm) -> None:
     assert (logs.complete, logs.lines) == (True, [])  # nothing printed, yet framed
 
 
-async def test_the_spec_env_reaches_the_action(warm: Warm) -> None:
+def api_host_inside(backend: Backend, api_host: str) -> str:
+    """The `__OW_API_HOST` an action sees: in a docker container, the door to the API relay
+    in its own loopback, whatever the API's address."""
+    return API_HOST_IN_CONTAINER if isinstance(backend.sandbox, DockerSandbox) else api_host
+
+
+async def test_the_spec_env_reaches_the_action(warm: Warm, backend: Backend) -> None:
     for name, value in ENV.items():
         exchange, _ = await warm.run(env=name)
-        assert answer(exchange)["env"] == value
+        expected = api_host_inside(backend, value) if name == "__OW_API_HOST" else value
+        assert answer(exchange)["env"] == expected
     exchange, _ = await warm.run(env="SUITE_NOT_SET")
     assert answer(exchange)["env"] is None
+
+
+async def test_each_run_brings_its_api_host(start: Start, backend: Backend, kind: str) -> None:
+    """A container started without one (a stem cell) learns it from its first activation."""
+    container = await start(kind)
+    payload = run_payload(env="__OW_API_HOST") | {"api_host": "http://api.run.test:3233"}
+    exchange = await container.run(payload, TIMEOUT_S)
+    await container.collect_logs(LOG_LIMIT, LOG_WAIT_S)
+    assert answer(exchange)["env"] == api_host_inside(backend, "http://api.run.test:3233")
 
 
 async def test_collect_logs_returns_the_lines_of_each_run(warm: Warm) -> None:

@@ -84,9 +84,7 @@ async def _bearer_caller(request: Request, session: AsyncSession) -> Namespace:
     if name == "_":
         raise InvalidInput(messages.EXPLICIT_NAMESPACE)
     namespace = await namespaces.get_by_name(session, name)
-    if namespace is None or not (
-        principal.is_admin or (namespace.org_id and principal.can_access_org(namespace.org_id))
-    ):
+    if namespace is None or not principal.reaches(namespace):
         raise NotAuthorized(messages.not_authorized(name))
     return namespace
 

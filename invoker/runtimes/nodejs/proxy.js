@@ -5,6 +5,7 @@
 const { AsyncLocalStorage } = require('async_hooks');
 const fs = require('fs');
 const http = require('http');
+const net = require('net');
 const os = require('os');
 const path = require('path');
 const vm = require('vm');
@@ -15,6 +16,11 @@ const SOCKET = process.env.HOMERUN_SOCKET || '/run/homerun/action.sock';
 // With HOMERUN_TCP_PORT set, listen on that TCP port instead, as standard OpenWhisk runtime
 // images do on 8080 (this is how the image serves as a blackbox image).
 const TCP_PORT = process.env.HOMERUN_TCP_PORT;
+// With HOMERUN_API_SOCKET and HOMERUN_API_PORT set (the docker sandbox sets both), connections
+// to 127.0.0.1:<port> are piped to the invoker's API relay socket: the container's one way out
+// to the Homerun API, which __OW_API_HOST then names.
+const API_SOCKET = process.env.HOMERUN_API_SOCKET;
+const API_PORT = process.env.HOMERUN_API_PORT;
 const SENTINEL = 'XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n';
 const MAX_BODY = 64 * 1024 * 1024;
 
@@ -351,6 +357,22 @@ async function handle(request, response) {
   }
 }
 
+function forwardApi() {
+  if (!API_SOCKET || !API_PORT) return;
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const relay = net.connect({ path: API_SOCKET, allowHalfOpen: true });
+    client.on('error', () => relay.destroy());
+    relay.on('error', () => client.destroy());
+    client.pipe(relay);
+    relay.pipe(client);
+  });
+  server.on('error', (err) => {
+    process.stderr.write(`homerun proxy: cannot serve the API on port ${API_PORT}: ${err.message}\n`);
+  });
+  server.listen(Number(API_PORT), '127.0.0.1');
+  server.unref();
+}
+
 function listen() {
   if (TCP_PORT) {
     const server = http.createServer((request, response) => handle(request, response));
@@ -385,4 +407,5 @@ function listen() {
 }
 
 tagOutput();
+forwardApi();
 listen();

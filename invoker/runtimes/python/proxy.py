@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import socketserver
 import sys
 import tempfile
@@ -28,6 +29,10 @@ from types import FrameType, ModuleType
 from typing import Any, NoReturn, TypeVar
 
 SOCKET = os.environ.get("HOMERUN_SOCKET", "/run/homerun/action.sock")
+# With both set (the docker sandbox sets them), connections to 127.0.0.1:<port> are piped to
+# the invoker's API relay socket: the container's one way out to the Homerun API.
+API_SOCKET = os.environ.get("HOMERUN_API_SOCKET")
+API_PORT = os.environ.get("HOMERUN_API_PORT")
 SENTINEL = b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"
 MAX_BODY = 64 * 1024 * 1024
 THREAD_STACK = 2 * 1024 * 1024  # connection threads only parse HTTP and JSON
@@ -331,6 +336,53 @@ class Server(socketserver.ThreadingUnixStreamServer):
         (socketserver's default writes a traceback into the action's stderr)."""
 
 
+def _copy(source: socket.socket, target: socket.socket) -> None:
+    """Copy until end of stream, then half-close `target`."""
+    try:
+        while chunk := source.recv(65536):
+            target.sendall(chunk)
+        target.shutdown(socket.SHUT_WR)
+    except OSError:
+        for sock in (source, target):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class ApiForwarder(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        client: socket.socket = self.request
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as relay:
+            try:
+                relay.connect(API_SOCKET or "")
+            except OSError:
+                return
+            upstream = threading.Thread(target=_copy, args=(client, relay), daemon=True)
+            upstream.start()
+            _copy(relay, client)
+            upstream.join()
+
+
+class ApiServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Nothing in the action's stderr."""
+
+
+def _forward_api() -> None:
+    if not API_SOCKET or not API_PORT:
+        return
+    try:
+        server = ApiServer(("127.0.0.1", int(API_PORT)), ApiForwarder)
+    except (OSError, ValueError) as error:
+        print(f"homerun proxy: cannot serve the API on port {API_PORT}: {error}", file=sys.stderr)
+        return
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+
+
 def _limit_malloc_arenas() -> None:
     """glibc gives each thread its own 64 MiB malloc arena. That address space counts against
     RLIMIT_AS, which the process sandbox uses as the memory limit, so keep one arena."""
@@ -369,6 +421,7 @@ def serve() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    _forward_api()
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     MAIN.loop()
 

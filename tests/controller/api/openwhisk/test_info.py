@@ -16,8 +16,9 @@ async def test_root_lists_runtimes_for_clients(client: httpx.AsyncClient) -> Non
     runtimes = response.json()["runtimes"]
     nodejs = {rt["kind"]: rt for rt in runtimes["nodejs"]}
     python = {rt["kind"]: rt for rt in runtimes["python"]}
-    assert nodejs["nodejs:18"]["default"] is True
-    assert nodejs["nodejs:18"]["deprecated"] is False
+    assert nodejs["nodejs:22"]["default"] is True
+    assert set(nodejs) == {f"nodejs:{major}" for major in (18, 20, 22, 24, 26)}
+    assert not any(rt["deprecated"] for rt in nodejs.values())
     assert "python:3.11" in python
     for runtime in [*nodejs.values(), *python.values()]:
         assert {"kind", "image", "deprecated", "default", "attached", "requireMain"} <= set(runtime)

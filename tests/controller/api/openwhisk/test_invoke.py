@@ -70,7 +70,7 @@ def assert_record(body: Any, name: str, result: Any) -> dict[str, Any]:
     assert response["result"] == result
     assert response["size"] == compact_size(result)
     ann = annotations(body)
-    assert ann["kind"] == "nodejs:18"
+    assert ann["kind"] == "nodejs:22"
     assert ann["limits"] == LIMITS
     assert ann["timeout"] is False
     assert isinstance(ann["waitTime"], int) and ann["waitTime"] >= 0

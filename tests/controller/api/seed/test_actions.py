@@ -256,9 +256,9 @@ async def test_python_action(api: Actions) -> None:
 
 async def test_default_kind_resolves_to_concrete_kind(api: Actions) -> None:
     created = ok(await api.create(node_action("d", exec={"kind": "nodejs:default"})))
-    assert created["exec"]["kind"] == "nodejs:18"
-    assert annotations(created)["exec"] == "nodejs:18"
-    assert ok(await api.get("d"))["exec"]["kind"] == "nodejs:18"
+    assert created["exec"]["kind"] == "nodejs:22"
+    assert annotations(created)["exec"] == "nodejs:22"
+    assert ok(await api.get("d"))["exec"]["kind"] == "nodejs:22"
 
 
 async def test_sequence(api: Actions) -> None:
@@ -486,7 +486,8 @@ async def test_unknown_kind_lists_valid_kinds(api: Actions) -> None:
     message = error(await api.create(node_action("k", exec={"kind": "cobol:85"})), 400)
     assert message == (
         "The specified runtime 'cobol:85' is not supported by this platform. Valid values are: "
-        "'blackbox', 'nodejs:18', 'python:3.11', 'sequence'."
+        "'blackbox', 'nodejs:18', 'nodejs:20', 'nodejs:22', 'nodejs:24', 'nodejs:26', "
+        "'python:3.11', 'sequence'."
     )
 
 
