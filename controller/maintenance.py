@@ -1,4 +1,4 @@
-"""Periodic housekeeping in the controller: activation retention."""
+"""Periodic housekeeping in the controller: activation retention, expired State keys."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from controller.clock import now_ms
 from controller.execution.recorder import Transaction
 from controller.execution.tasks import check_cancelled
-from controller.services import activations
+from controller.services import activations, statestore
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +23,20 @@ async def purge_once(transaction: Transaction, retention_days: int) -> int:
     return removed
 
 
+async def sweep_state_once(transaction: Transaction) -> int:
+    """Reclaim the space of expired State keys (they are invisible from their expiry on)."""
+    async with transaction() as session:
+        removed = await statestore.sweep(session)
+    if removed:
+        log.info("swept %d expired State keys", removed)
+    return removed
+
+
 async def purge_forever(
     transaction: Transaction, retention_days: int, interval_s: float = 600.0
 ) -> None:
-    """Keep the activations table bounded; every controller may run it (deletes are
-    idempotent)."""
+    """Keep the activations and State tables bounded; every controller may run it (deletes
+    are idempotent)."""
     while True:
         check_cancelled()
         # Sleep first: a controller that stops right after starting never leaves a database
@@ -35,7 +44,8 @@ async def purge_forever(
         await asyncio.sleep(interval_s)
         try:
             await purge_once(transaction, retention_days)
+            await sweep_state_once(transaction)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("purging old activations failed")
+            log.exception("housekeeping failed")

@@ -76,6 +76,16 @@ class AdobeAuthSettings(BaseModel):
         return self
 
 
+class StateSettings(BaseModel):
+    """The State API (`@adobe/aio-lib-state`, controller.services.statestore): each
+    namespace's container holds at most `HOMERUN_STATE__MAX_BYTES`, counted as twice its keys'
+    size plus its values' (Adobe's limit for a production workspace is 1 GiB)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_bytes: int = Field(1024**3, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything the controller needs to start.
 
@@ -106,6 +116,7 @@ class Settings(BaseSettings):
     secret_keys: SecretStr | None = None
     blackbox_images: Annotated[ImagePatterns, NoDecode] = ()
     adobe_auth: AdobeAuthSettings = Field(default_factory=AdobeAuthSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -37,6 +37,7 @@ from homerun import eventloop, logs, redisclient
 from invoker.docker_sandbox import DockerSandbox
 from invoker.main import docker_sandbox, make_worker
 from invoker.process_sandbox import ProcessSandbox
+from invoker.protocol import STATE_API_PATH
 from invoker.sandbox import Sandbox
 from invoker.settings import InvokerConfigError, InvokerSettings, load_invoker_settings
 
@@ -158,6 +159,7 @@ def banner(
             f"  AIO_DEPLOY_SERVICE_URL={host}",
             f"  AIO_IMS_CONTEXTS_CLI_ACCESS__TOKEN_TOKEN={token}",
             f"  AIO_IMS_CONTEXTS_CLI_ACCESS__TOKEN_EXPIRY={FAR_AHEAD_MS}",
+            f"  AIO_STATE_ENDPOINT={host}{STATE_API_PATH}",
             "Create and invoke an action:",
             f"  curl -s -X POST {seed}/actions {seed_headers} "
             """-d '{"name":"hello","exec":{"kind":"nodejs:22"},"""

@@ -38,7 +38,7 @@ from docker.utils.socket import STDERR
 
 from invoker.apirelay import API_HOST_IN_CONTAINER, API_PORT_IN_CONTAINER, ApiRelay
 from invoker.logs import LogBuffer, LogCollection
-from invoker.protocol import image_allowed
+from invoker.protocol import image_allowed, platform_env
 from invoker.proxyclient import ProxyClient
 from invoker.sandbox import ContainerSpec, Exchange, ImageMissing, ImageRefused, ProvisionError
 
@@ -292,7 +292,7 @@ class DockerSandbox:
             config["environment"] = {
                 **spec.env,
                 "HOMERUN_SOCKET": _SOCKET_IN_CONTAINER,
-                "__OW_API_HOST": API_HOST_IN_CONTAINER,
+                **platform_env(API_HOST_IN_CONTAINER),
                 "HOMERUN_API_SOCKET": f"{API_DIR_IN_CONTAINER}/{API_SOCKET_NAME}",
                 "HOMERUN_API_PORT": str(API_PORT_IN_CONTAINER),
             }

@@ -13,7 +13,7 @@ from invoker.codecache import CodeCache
 from invoker.docker_sandbox import DockerSandbox
 from invoker.pool import ContainerPool
 from invoker.process_sandbox import ProcessSandbox
-from invoker.protocol import Keys
+from invoker.protocol import Keys, platform_env
 from invoker.runner import Runner
 from invoker.sandbox import Sandbox
 from invoker.settings import InvokerSettings
@@ -58,7 +58,7 @@ def make_worker(settings: InvokerSettings, redis: Redis, sandbox: Sandbox | None
         idle_timeout_s=settings.idle_timeout_s,
         pause_grace_s=settings.pause_grace_s,
         # What code run at /init (a client made at load time) reads before any activation.
-        stem_cell_env={"__OW_API_HOST": settings.api_url} if settings.api_url else None,
+        stem_cell_env=platform_env(settings.api_url) if settings.api_url else None,
     )
     runner = Runner(pool, CodeCache(redis, keys), settings.id)
     return Worker(

@@ -332,6 +332,17 @@ def stem_cells_of(manifest: dict[str, Any]) -> list[StemCell]:
     return cells
 
 
+# Where the controller serves the State API (`@adobe/aio-lib-state`), under its API host.
+STATE_API_PATH = "/state"
+
+
+def platform_env(api_host: str) -> dict[str, str]:
+    """What every action's environment holds of the platform from its start: the API host,
+    and the State endpoint, which `@adobe/aio-lib-state` reads when it is loaded."""
+    host = api_host.rstrip("/")
+    return {"__OW_API_HOST": host, "AIO_STATE_ENDPOINT": host + STATE_API_PATH}
+
+
 # The images blackbox actions may use: one operator setting that the controller checks when
 # an action is written and each invoker checks again before it starts a container.
 BLACKBOX_IMAGES_VARIABLE = "HOMERUN_BLACKBOX_IMAGES"

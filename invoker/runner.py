@@ -14,7 +14,14 @@ from invoker.classify import Classified, classify_init, classify_run
 from invoker.codecache import CodeCache, CodeMissing
 from invoker.logs import DEVELOPER_ERROR_LINE, LogCollection, format_line, timestamp
 from invoker.pool import ContainerPool, Slot, WarmKey
-from invoker.protocol import BLACKBOX_IMAGES_VARIABLE, Invocation, Outcome, Reason, Result
+from invoker.protocol import (
+    BLACKBOX_IMAGES_VARIABLE,
+    Invocation,
+    Outcome,
+    Reason,
+    Result,
+    platform_env,
+)
 from invoker.sandbox import Container, ContainerSpec, ImageMissing, ImageRefused, ProvisionError
 
 log = logging.getLogger(__name__)
@@ -126,7 +133,7 @@ class Runner:
         action = inv.action
         spec = ContainerSpec(
             action.kind, action.image, action.limits.memory, name=action.name,
-            env={"__OW_API_HOST": inv.api_host},
+            env=platform_env(inv.api_host),
         )  # fmt: skip
         try:
             code = await self.code.get(action.code_digest) if action.code_digest else None

@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 import homerun
-from controller.api import openapi, ops
+from controller.api import openapi, ops, statestore
 from controller.api.constraints import Constraints
 from controller.api.endpoint import Endpoint, grouped_routes
 from controller.api.endpoint import routes as endpoint_routes
@@ -150,6 +150,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     routes += grouped_routes(ow_web.TABLE)  # anonymous: not under /runtime/api/v1
     routes += grouped_routes(ow_adobeauth.TABLE)  # Basic only: what the validators send
+    routes += grouped_routes(statestore.TABLE)  # Basic only: what `@adobe/aio-lib-state` sends
     routes.append(Route("/openapi.json", ops.openapi, methods=["GET"]))
     routes.append(Route("/api/v1/api-docs", ops.openwhisk_openapi, methods=["GET"]))
     app = Starlette(

@@ -238,3 +238,21 @@ class LogForwardingRow(Base):
     destination: Mapped[str] = mapped_column(String(64))
     config: Mapped[dict[str, Any]] = mapped_column(SealedJSON)
     updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class StateKeyRow(Base):
+    """A key of a namespace's State container (`@adobe/aio-lib-state`): its value as sent, and
+    when it expires (epoch ms). An expired row is invisible, and swept later; `id` orders the
+    container for listing (the list cursor is the last id seen)."""
+
+    __tablename__ = "state_keys"
+    __table_args__ = (
+        UniqueConstraint("namespace_id", "key"),
+        Index("ix_state_keys_expires", "expires"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    namespace_id: Mapped[int] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(1024))
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    expires: Mapped[int] = mapped_column(BigInteger)

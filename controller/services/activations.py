@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controller.db.engine import dialect_insert
 from controller.db.models import ActivationRow, NamespaceRow
 from invoker.protocol import Outcome, Result
 
@@ -144,10 +144,8 @@ async def record_all(session: AsyncSession, results: list[Result]) -> int:
             continue
         rows.append(_values(from_result(result), namespace_id, result.action.path))
     if rows:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # One statement, compiled once and cached, executed for every row.
-        await session.execute(insert(ActivationRow).on_conflict_do_nothing(), rows)
+        await session.execute(dialect_insert(session)(ActivationRow).on_conflict_do_nothing(), rows)
     return len(rows)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import delete, exists, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controller.db.engine import dialect_insert
 from controller.db.models import ActionRow, CodeBlobRow
 
 
@@ -20,9 +20,8 @@ async def put(session: AsyncSession, code: str) -> str:
     data = code.encode()
     digest = hashlib.sha256(data).hexdigest()
     values = {"digest": digest, "size": len(data), "data": data}
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(insert(CodeBlobRow).values(**values).on_conflict_do_nothing())
+    insert = dialect_insert(session)(CodeBlobRow).values(**values)
+    await session.execute(insert.on_conflict_do_nothing())
     return digest
 
 

@@ -125,39 +125,61 @@ class Homerun:
     banner: str
 
 
-@pytest.fixture(scope="module")
-def homerun() -> Iterator[Homerun]:
-    """A fresh `homerun standalone` (process sandbox)."""
-    data = Path(tempfile.mkdtemp(prefix="hrcompat", dir="/tmp"))
-    data.chmod(0o755)  # the process sandbox runs actions under other uids inside it
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HOMERUN_")}
-    env |= {
-        "HOMERUN_DATA_DIR": str(data),
-        "HOMERUN_PORT": str(port),
-        "HOMERUN_INVOKER_SANDBOX": "process",
-    }
-    output = data / "standalone.log"
-    with output.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "homerun.cli", "standalone"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+class Standalone:
+    """`homerun standalone` (process sandbox) on a data directory and a port of its own,
+    which it keeps across restarts (`stop`, then `start` again)."""
+
+    def __init__(self) -> None:
+        self.data = Path(tempfile.mkdtemp(prefix="hrcompat", dir="/tmp"))
+        self.data.chmod(0o755)  # the process sandbox runs actions under other uids inside it
+        self.port = _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> Homerun:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("HOMERUN_")}
+        env |= {
+            "HOMERUN_DATA_DIR": str(self.data),
+            "HOMERUN_PORT": str(self.port),
+            "HOMERUN_INVOKER_SANDBOX": "process",
+        }
+        self.starts += 1
+        output = self.data / f"standalone-{self.starts}.log"
+        with output.open("w") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "homerun.cli", "standalone"],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         found = None
-        while found is None and time.monotonic() < deadline and process.poll() is None:
+        while found is None and time.monotonic() < deadline and self.process.poll() is None:
             text = output.read_text()
             if "actions/hello -H" in text:  # the banner's last lines
                 found = re.search(r"guest auth\s+(\S+:\S+)\n\s+operator token\s+(\S+)\n", text)
             time.sleep(0.1)
         assert found is not None, f"no banner from homerun standalone:\n{output.read_text()}"
-        yield Homerun(f"http://127.0.0.1:{port}", found[1], found[2], output.read_text())
+        return Homerun(f"http://127.0.0.1:{self.port}", found[1], found[2], output.read_text())
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def homerun() -> Iterator[Homerun]:
+    """A fresh `homerun standalone` (process sandbox)."""
+    standalone = Standalone()
+    try:
+        yield standalone.start()
     finally:
-        _stop(process)
-        shutil.rmtree(data, ignore_errors=True)
+        standalone.remove()
 
 
 class OpenWhiskJs:

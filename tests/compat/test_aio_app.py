@@ -29,7 +29,7 @@ def dotenv(homerun: Homerun) -> str:
     with App Builder" says."""
     lines = homerun.banner.split("put these lines in the project's .env\n", 1)[1].splitlines()
     taken = [line.strip() for line in itertools.takewhile(lambda x: x.startswith("  AIO_"), lines)]
-    assert len(taken) == 6, homerun.banner
+    assert len(taken) == 7, homerun.banner
     return "\n".join(taken) + "\n"
 
 

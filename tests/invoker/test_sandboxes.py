@@ -25,6 +25,7 @@ from controller.runtimes import load_manifest
 from invoker.apirelay import API_HOST_IN_CONTAINER
 from invoker.docker_sandbox import LABEL, DockerSandbox
 from invoker.logs import LogCollection
+from invoker.protocol import platform_env
 from invoker.sandbox import (
     Container,
     ContainerSpec,
@@ -47,7 +48,8 @@ MEMORY_MB = 128
 TIMEOUT_S = 30.0
 LOG_LIMIT = 1 << 20
 LOG_WAIT_S = 5.0
-ENV = {"__OW_API_HOST": "http://api.sandbox-suite.test:3233", "SUITE_MARK": "m-42"}
+SUITE_API_HOST = "http://api.sandbox-suite.test:3233"
+ENV = {**platform_env(SUITE_API_HOST), "SUITE_MARK": "m-42"}
 
 # One action per kind, steered by its parameters: print `out` to stdout and `err` to stderr,
 # exit with code `exit`, allocate memory forever if `hoard`, sleep `sleep_ms`, then answer with
@@ -304,10 +306,13 @@ def api_host_inside(backend: Backend, api_host: str) -> str:
 
 
 async def test_the_spec_env_reaches_the_action(warm: Warm, backend: Backend) -> None:
-    for name, value in ENV.items():
+    """The platform's variables name the API (and its State endpoint) as the action reaches
+    it."""
+    expected = {**ENV, **platform_env(api_host_inside(backend, SUITE_API_HOST))}
+    assert expected["AIO_STATE_ENDPOINT"].endswith("/state")
+    for name, value in expected.items():
         exchange, _ = await warm.run(env=name)
-        expected = api_host_inside(backend, value) if name == "__OW_API_HOST" else value
-        assert answer(exchange)["env"] == expected
+        assert answer(exchange)["env"] == value, name
     exchange, _ = await warm.run(env="SUITE_NOT_SET")
     assert answer(exchange)["env"] is None
 

@@ -1,4 +1,5 @@
-"""Namespaces with OpenWhisk credentials, over the plain app (`client`) or the engine."""
+"""Packages and the engine's namespace through the OpenWhisk API (`acme` and `globex` come
+from tests/controller/api/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-pytest.register_assert_rewrite("tests.controller.api.openwhisk.support")
-
-from tests.conftest import Engine  # noqa: E402
-from tests.controller.api.openwhisk.support import API, Caller, caller_of  # noqa: E402
-
-CreateNamespace = Callable[[str, str], Awaitable[dict[str, Any]]]
-
-
-@pytest.fixture
-async def acme(create_namespace: CreateNamespace) -> Caller:
-    return caller_of(await create_namespace("acme", "int1"))
-
-
-@pytest.fixture
-async def globex(create_namespace: CreateNamespace) -> Caller:
-    """A second namespace, to check that namespaces are kept apart."""
-    return caller_of(await create_namespace("globex", "int2"))
+from tests.conftest import Engine
+from tests.controller.api.openwhisk.support import API, Caller, caller_of
 
 
 @pytest.fixture
