@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
 from controller import messages
 from controller.domain import ActionLimits, Exec, KeyValue
@@ -88,12 +89,26 @@ def check_kv_size(field: str, pairs: Iterable[KeyValue], limit: int) -> None:
         raise TooLarge(messages.field_too_large(field, size, limit))
 
 
-def check_unique_keys(field: str, pairs: Iterable[KeyValue]) -> None:
-    seen: set[str] = set()
+class KeyValueIn(Protocol):
+    """A key/value pair as a request body gives it (either surface's model)."""
+
+    key: str
+    value: Any
+    init: bool
+
+
+def key_values(
+    pairs: Iterable[KeyValueIn] | None, *, keep_init: bool = True
+) -> tuple[KeyValue, ...] | None:
+    """A body's parameters or annotations as stored. A key given twice keeps its last value,
+    at its first place, as OpenWhisk (which reads them into a map) keeps it. Only actions and
+    packages have `init` parameters."""
+    if pairs is None:
+        return None
+    merged: dict[str, KeyValue] = {}
     for kv in pairs:
-        if kv.key in seen:
-            raise InvalidInput(f"{field}: duplicate key '{kv.key}'")
-        seen.add(kv.key)
+        merged[kv.key] = KeyValue(kv.key, kv.value, kv.init and keep_init)
+    return tuple(merged.values())
 
 
 def resolve_limits(
@@ -175,7 +190,7 @@ def resolve_exec(
         if not image_allowed(spec.image, blackbox_images):
             message = messages.blackbox_image_refused(spec.image, BLACKBOX_IMAGES_VARIABLE)
             raise InvalidInput(f"exec.image: {message}")
-    elif spec.code is None or spec.code == "":
+    elif spec.code is None:  # "" is code, as OpenWhisk takes it (its /init then fails)
         raise InvalidInput(f"code: {messages.code_required(kind)}")
     code = spec.code
     if code is not None:

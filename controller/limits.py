@@ -41,8 +41,9 @@ class SystemLimits(BaseModel):
     fires_per_minute: int = Field(600, ge=1)
     sequence_max_length: int = Field(50, ge=1)
 
+    # Pages of the OpenWhisk API's lists, as OpenWhisk has them (`limit=0` is the maximum).
     list_default: int = Field(30, ge=1)
-    list_max: int = Field(50, ge=1)
+    list_max: int = Field(200, ge=1)
 
     blocking_wait_ms: int = Field(60_000, ge=1)
     activation_retention_days: int = Field(7, ge=1)

@@ -159,7 +159,27 @@ def _as_dict(r: Credential) -> dict[str, Any]:
 
 @admin.group("namespace")
 def namespace_group() -> None:
-    """Namespace options."""
+    """Namespaces and their options."""
+
+
+@namespace_group.command("create")
+@click.argument("name")
+@click.option("--auth", help="Its credentials, UUID:KEY (default: new ones).")
+def namespace_create(name: str, auth: str | None) -> None:
+    """Create namespace NAME and print its `uuid:key`, as `wskadmin user create NAME [-u
+    UUID:KEY]` does (for setups that use a known key). Creating it again with the same
+    credentials, or without --auth, changes nothing."""
+    from controller.errors import HomerunError
+    from controller.services import namespaces
+
+    try:
+        given = namespaces.parse_auth(auth) if auth is not None else None
+        created = run_in_transaction(
+            _settings(), lambda s: namespaces.ensure(s, None, None, name=name, auth=given)
+        )
+    except HomerunError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(created.auth)
 
 
 @namespace_group.command("keep-blocking-successes")

@@ -13,7 +13,6 @@ from controller.actionspec import (
     ActionSpec,
     bump_version,
     check_kv_size,
-    check_unique_keys,
     merge_annotations,
     parse_version,
     resolve_exec,
@@ -144,10 +143,8 @@ async def _ensure_package(
 def _validate_common(spec: ActionSpec, ctx: WriteContext) -> None:
     limit = ctx.limits.parameters_max_bytes
     if spec.parameters is not None:
-        check_unique_keys("params", spec.parameters)
         check_kv_size("parameters", spec.parameters, limit)
     if spec.annotations is not None:
-        check_unique_keys("annotations", spec.annotations)
         check_kv_size("annotations", spec.annotations, limit)
     if spec.version is not None:
         parse_version(spec.version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import uuid
@@ -65,10 +66,33 @@ async def get_by_name(session: AsyncSession, name: str) -> Namespace | None:
     return None if row is None else _view(row)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_KEY = re.compile(rf"[A-Za-z0-9]{{{KEY_LENGTH},256}}")
+
+
+def parse_auth(auth: str) -> tuple[str, str]:
+    """Given credentials `UUID:KEY` (as `wskadmin user create -u` takes them): a lowercase
+    UUID and a key of at least 64 letters and digits."""
+    uuid_, sep, key = auth.partition(":")
+    if not sep or not _UUID.fullmatch(uuid_) or not _KEY.fullmatch(key):
+        raise InvalidInput(
+            f"credentials must be UUID:KEY, a lowercase UUID and a key of {KEY_LENGTH} to 256 "
+            "letters and digits"
+        )
+    return uuid_, key
+
+
 async def ensure(
-    session: AsyncSession, org_id: str | None, int_id: str | None, name: str | None = None
+    session: AsyncSession,
+    org_id: str | None,
+    int_id: str | None,
+    name: str | None = None,
+    *,
+    auth: tuple[str, str] | None = None,
 ) -> Namespace:
-    """Return the namespace of (org_id, int_id), creating it first if needed (idempotent)."""
+    """Return the namespace of (org_id, int_id), creating it first if needed (idempotent);
+    with `auth` (uuid, key), one with exactly these credentials (409 if it exists with
+    others, or they are another namespace's)."""
     if name is None:
         if org_id is None or int_id is None:
             raise InvalidInput("a namespace needs an org id and an integration id, or a name")
@@ -78,24 +102,26 @@ async def ensure(
     query = select(NamespaceRow).where(NamespaceRow.name == name)
     row = await session.scalar(query)
     if row is not None:
-        return _same_owner(row, org_id, int_id)
+        found = _same_owner(row, org_id, int_id)
+        if auth is not None and (found.uuid, found.key) != auth:
+            raise Conflict(f"The namespace '{name}' exists with other credentials.")
+        return found
+    if auth is not None and await session.scalar(
+        select(NamespaceRow.name).where(NamespaceRow.uuid == auth[0])
+    ):
+        raise Conflict("These credentials' UUID is another namespace's.")
+    uuid_, key = auth or (str(uuid.uuid4()), new_key())
     row = NamespaceRow(
-        name=name,
-        org_id=org_id,
-        int_id=int_id,
-        uuid=str(uuid.uuid4()),
-        key=new_key(),
-        created=now_ms(),
+        name=name, org_id=org_id, int_id=int_id, uuid=uuid_, key=key, created=now_ms()
     )
     try:
         async with session.begin_nested():
             session.add(row)
     except IntegrityError:
         # Another request created it between our read and write: use theirs.
-        existing = await session.scalar(query)
-        if existing is None:
+        if await session.scalar(query) is None:
             raise
-        return _same_owner(existing, org_id, int_id)
+        return await ensure(session, org_id, int_id, name, auth=auth)
     return _view(row)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import messages
-from controller.actionspec import bump_version, check_kv_size, check_unique_keys, parse_version
+from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import ActionRow, PackageRow
 from controller.domain import Action, KeyValue, Namespace
@@ -118,7 +118,6 @@ def resolve_ref(ref: BindingRef, caller: Namespace) -> BindingRef:
 def _validate(spec: PackageSpec, limits: SystemLimits) -> None:
     for field, pairs in (("parameters", spec.parameters), ("annotations", spec.annotations)):
         if pairs is not None:
-            check_unique_keys(field, pairs)
             check_kv_size(field, pairs, limits.parameters_max_bytes)
     if spec.version is not None:
         parse_version(spec.version)

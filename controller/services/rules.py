@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import messages
-from controller.actionspec import bump_version, check_kv_size, check_unique_keys, parse_version
+from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import RuleRow, TriggerRow
 from controller.domain import KeyValue, Namespace
@@ -148,7 +148,6 @@ async def _linkable_trigger(
 
 def _validate(spec: RuleSpec, limits: SystemLimits) -> None:
     if spec.annotations is not None:
-        check_unique_keys("annotations", spec.annotations)
         check_kv_size("annotations", spec.annotations, limits.parameters_max_bytes)
     if spec.version is not None:
         parse_version(spec.version)

@@ -197,9 +197,7 @@ async def scan(
 async def remove_matching(session: AsyncSession, namespace_id: int, pattern: str | None) -> int:
     """Delete every key that matches `pattern` (all of them when None); how many were live."""
     if pattern is None:
-        everything = await session.execute(
-            delete(StateKeyRow).where(_live(namespace_id, now_ms()))
-        )
+        everything = await session.execute(delete(StateKeyRow).where(_live(namespace_id, now_ms())))
         return int(everything.rowcount)  # type: ignore[attr-defined]
     cursor, removed = 0, 0
     while True:

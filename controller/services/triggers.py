@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controller import messages
-from controller.actionspec import bump_version, check_kv_size, check_unique_keys, parse_version
+from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import TriggerRow
 from controller.domain import KeyValue, Namespace
@@ -177,10 +177,8 @@ def _is_entity_path(value: Any) -> bool:
 
 def _validate(spec: TriggerSpec, limits: SystemLimits) -> None:
     if spec.parameters is not None:
-        check_unique_keys("parameters", spec.parameters)
         check_kv_size("parameters", spec.parameters, limits.parameters_max_bytes)
     if spec.annotations is not None:
-        check_unique_keys("annotations", spec.annotations)
         check_kv_size("annotations", spec.annotations, limits.parameters_max_bytes)
         for kv in spec.annotations:
             if kv.key == FEED_ANNOTATION and not _is_entity_path(kv.value):

@@ -12,8 +12,8 @@ from controller.actionspec import (
     LimitsSpec,
     bump_version,
     check_kv_size,
-    check_unique_keys,
     infer_binary,
+    key_values,
     kv_size,
     merge_annotations,
     parse_version,
@@ -144,11 +144,12 @@ def test_check_kv_size_allows_the_limit_and_refuses_one_byte_more() -> None:
     assert caught.value.message == "parameters larger than allowed: 5 > 4 bytes."
 
 
-def test_check_unique_keys() -> None:
-    check_unique_keys("params", [kv("a", 1), kv("b", 1), kv("A", 1)])
-    with pytest.raises(InvalidInput) as caught:
-        check_unique_keys("annotations", [kv("a", 1), kv("b", 2), kv("a", 3)])
-    assert caught.value.message == "annotations: duplicate key 'a'"
+def test_a_key_given_twice_keeps_its_last_value_at_its_first_place() -> None:
+    given = [KeyValue("a", 1, True), KeyValue("b", 2), KeyValue("A", 3), KeyValue("a", 4)]
+    assert key_values(given) == (KeyValue("a", 4), KeyValue("b", 2), KeyValue("A", 3))
+    assert key_values([KeyValue("p", 1, True)]) == (KeyValue("p", 1, True),)
+    assert key_values([KeyValue("p", 1, True)], keep_init=False) == (KeyValue("p", 1),)
+    assert key_values(None) is None
 
 
 # limits
@@ -291,14 +292,18 @@ def test_resolve_exec_deprecated_kind() -> None:
     assert caught.value.message == messages.deprecated_kind("nodejs:16")
 
 
-@pytest.mark.parametrize("code", [None, ""])
-def test_resolve_exec_requires_code(code: str | None) -> None:
+def test_resolve_exec_requires_code() -> None:
     with pytest.raises(InvalidInput) as caught:
-        resolve_exec(ExecSpec(kind="nodejs:default", code=code), MANIFEST, SYSTEM)
+        resolve_exec(ExecSpec(kind="nodejs:default", code=None), MANIFEST, SYSTEM)
     assert caught.value.message == (
         "code: 'code' must be a string or attachment object defined in 'exec' for 'nodejs:18' "
         "actions"
     )
+
+
+def test_empty_code_is_code_as_in_openwhisk() -> None:
+    resolved = resolve_exec(ExecSpec(kind="nodejs:default", code=""), MANIFEST, SYSTEM)
+    assert (resolved.code, resolved.binary) == ("", False)
 
 
 def test_resolve_exec_code_size_limit_counts_utf8_bytes() -> None:

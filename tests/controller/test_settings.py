@@ -119,7 +119,7 @@ def test_environment_variables(
         ("HOMERUN_LIMITS__MEMORY_MAX", "2048", "memory_max", 2048),
         ("HOMERUN_LIMITS__MEMORY_DEFAULT", "512", "memory_default", 512),
         ("HOMERUN_LIMITS__TIMEOUT_MAX", "600000", "timeout_max", 600_000),
-        ("HOMERUN_LIMITS__LIST_MAX", "200", "list_max", 200),
+        ("HOMERUN_LIMITS__LIST_MAX", "50", "list_max", 50),
         ("HOMERUN_LIMITS__CODE_MAX_BYTES", "1048576", "code_max_bytes", 1_048_576),
     ],
 )
@@ -168,7 +168,7 @@ def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         ("HOMERUN_LIMITS__MEMORY_DEFAULT", "99999"),
         ("HOMERUN_LIMITS__MEMORY_MAX", "200"),
         ("HOMERUN_LIMITS__TIMEOUT_DEFAULT", "50"),
-        ("HOMERUN_LIMITS__LIST_DEFAULT", "100"),
+        ("HOMERUN_LIMITS__LIST_DEFAULT", "201"),
     ],
 )
 def test_bad_values_name_the_variable(

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from controller import messages
-from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
+from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec, key_values
 from controller.api.http import parse_model
 from controller.domain import Action, KeyValue
 from controller.errors import InvalidInput
@@ -71,10 +71,6 @@ class ActionPut(BaseModel):
     delAnnotations: list[StrictStr] | None = None
 
 
-def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
-    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
-
-
 def action_put(body: dict[str, Any]) -> tuple[ActionSpec, tuple[str, ...]]:
     """The spec of a PUT body, and the annotation keys to delete first."""
     put = parse_model(ActionPut, body)
@@ -96,8 +92,8 @@ def action_put(body: dict[str, Any]) -> tuple[ActionSpec, tuple[str, ...]]:
         limits = LimitsSpec(lim.timeout, lim.memory, lim.logs, lim.concurrency)
     spec = ActionSpec(
         exec=exec_spec,
-        parameters=_kvs(put.parameters),
-        annotations=_kvs(put.annotations),
+        parameters=key_values(put.parameters),
+        annotations=key_values(put.annotations),
         limits=limits,
         publish=put.publish,
         version=put.version,

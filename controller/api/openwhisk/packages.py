@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from controller.actionspec import key_values
 from controller.api.constraints import ENTITY_NAME
 from controller.api.endpoint import Endpoint, Param, table
 from controller.api.http import parse_model
@@ -26,7 +27,7 @@ from controller.api.openwhisk.common import (
 from controller.api.openwhisk.entities import KeyValueIn, kv_json
 from controller.api.openwhisk.schemas import NAMESPACE, OVERWRITE, PAGING, listing, put_rules
 from controller.api.state import app_state
-from controller.domain import Action, KeyValue
+from controller.domain import Action
 from controller.services import packages
 from controller.services.packages import BindingRef, Package, PackageSpec, PackageView
 
@@ -66,16 +67,12 @@ class PackagePut(BaseModel):
         return None if value == {} else value
 
 
-def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
-    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
-
-
 def package_put(body: dict[str, Any]) -> PackageSpec:
     put = parse_model(PackagePut, body)
     binding = None if put.binding is None else BindingRef(put.binding.namespace, put.binding.name)
     return PackageSpec(
-        parameters=_kvs(put.parameters),
-        annotations=_kvs(put.annotations),
+        parameters=key_values(put.parameters),
+        annotations=key_values(put.annotations),
         publish=put.publish,
         version=put.version,
         binding=binding,

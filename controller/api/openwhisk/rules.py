@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from controller import messages
+from controller.actionspec import key_values
 from controller.api.constraints import ENTITY_PATH
 from controller.api.endpoint import Endpoint, table
 from controller.api.http import parse_model
@@ -32,7 +33,6 @@ from controller.api.openwhisk.schemas import (
     put_rules,
 )
 from controller.api.state import app_state
-from controller.domain import KeyValue
 from controller.errors import InvalidInput
 from controller.names import EntityPath
 from controller.services import rules
@@ -74,9 +74,7 @@ def _reference(field: str, ref: str | EntityRefIn | None, namespace: str) -> Ent
 
 def rule_put(body: dict[str, Any], namespace: str) -> RuleSpec:
     put = parse_model(RulePut, body)
-    annotations = None
-    if put.annotations is not None:
-        annotations = tuple(KeyValue(kv.key, kv.value) for kv in put.annotations)
+    annotations = key_values(put.annotations, keep_init=False)
     return RuleSpec(
         trigger=_reference("trigger", put.trigger, namespace),
         action=_reference("action", put.action, namespace),

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue, StrictBool, StrictStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from controller.actionspec import key_values
 from controller.api.endpoint import Endpoint, Reply, table
 from controller.api.errors import request_id
 from controller.api.http import parse_model
@@ -33,7 +34,6 @@ from controller.api.openwhisk.schemas import (
 )
 from controller.api.state import app_state
 from controller.clock import now_ms
-from controller.domain import KeyValue
 from controller.execution.fire import fire
 from controller.services import triggers
 from controller.services.triggers import Trigger, TriggerSpec, ref_path
@@ -52,13 +52,14 @@ class TriggerPut(BaseModel):
     publish: StrictBool | None = None
 
 
-def _kvs(pairs: list[KeyValueIn] | None) -> tuple[KeyValue, ...] | None:
-    return None if pairs is None else tuple(KeyValue(kv.key, kv.value) for kv in pairs)
-
-
 def trigger_put(body: dict[str, Any]) -> TriggerSpec:
     put = parse_model(TriggerPut, body)
-    return TriggerSpec(_kvs(put.parameters), _kvs(put.annotations), put.version, put.publish)
+    return TriggerSpec(
+        key_values(put.parameters, keep_init=False),
+        key_values(put.annotations, keep_init=False),
+        put.version,
+        put.publish,
+    )
 
 
 def trigger_json(trigger: Trigger) -> dict[str, Any]:

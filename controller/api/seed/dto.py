@@ -9,7 +9,7 @@ from typing import Annotated, Any, cast
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, StrictBool, StrictStr
 
 from controller import messages
-from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec
+from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec, key_values
 from controller.api.constraints import ACTION_NAME, ENTITY_PATH, Constraints, Schema, any_case
 from controller.domain import Action, EventOfInterest, EventRegistration, KeyValue, Namespace
 from controller.services.activations import Activation
@@ -148,10 +148,6 @@ def namespace_dto(namespace: Namespace) -> dict[str, Any]:
     return {"name": namespace.name, "auth": namespace.auth}
 
 
-def _kvs(pairs: list[KeyValuePairDTO] | None) -> tuple[KeyValue, ...] | None:
-    return None if pairs is None else tuple(KeyValue(kv.key, kv.value, kv.init) for kv in pairs)
-
-
 def action_spec(dto: ActionDTO) -> ActionSpec:
     exec_spec = None
     if dto.exec_ is not None or dto.code is not None:
@@ -169,8 +165,8 @@ def action_spec(dto: ActionDTO) -> ActionSpec:
         )
     return ActionSpec(
         exec=exec_spec,
-        parameters=_kvs(dto.params),
-        annotations=_kvs(dto.annotations),
+        parameters=key_values(dto.params),
+        annotations=key_values(dto.annotations),
         limits=limits,
     )
 

@@ -101,6 +101,18 @@ async def test_binary_is_inferred_from_the_code(api: Actions) -> None:
         assert listed[0]["exec"] == {"binary": binary}, code
 
 
+async def test_a_key_given_twice_keeps_its_last_value(api: Actions) -> None:
+    """As OpenWhisk, which reads parameters and annotations into a map (no 400)."""
+    body = node_action(
+        parameters=[{"key": "a", "value": 1}, {"key": "b", "value": 2}, {"key": "a", "value": 3}],
+        annotations=[{"key": "x", "value": "first"}, {"key": "x", "value": "last"}],
+    )
+    created = await api.create("twice", body)
+    assert created["parameters"] == [{"key": "a", "value": 3}, {"key": "b", "value": 2}]
+    assert annotations(created)["x"] == "last"
+    assert [a["key"] for a in created["annotations"]].count("x") == 1
+
+
 async def test_put_on_an_existing_action_without_overwrite_is_409(api: Actions) -> None:
     original = await api.create("hello")
     changed = node_action("function main() { return {} }")
@@ -365,7 +377,7 @@ async def test_list_returns_30_by_default(api: Actions) -> None:
 
 
 LIST_QUERY_ERRORS = [
-    ("limit", "51", "The value '51' is not in the range of 0 to 50 for actions."),
+    ("limit", "201", "The value '201' is not in the range of 0 to 200 for actions."),
     ("limit", "x", "The value 'x' is not an integer for actions."),
     ("limit", "-1", "The value '-1' is not greater than or equal to 0 for actions."),
     ("skip", "-1", "The value '-1' is not greater than or equal to 0 for actions."),

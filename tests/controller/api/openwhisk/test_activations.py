@@ -169,8 +169,22 @@ async def test_count_and_paging(client: httpx.AsyncClient, acme: Caller, store: 
              ids[1:2]), ({"limit": "0"}, ids)]  # fmt: skip
     for query, expected in pages:
         assert [a["activationId"] for a in await listing(client, acme, **query)] == expected
+
+
+async def test_a_page_holds_up_to_200_as_in_openwhisk(
+    client: httpx.AsyncClient, acme: Caller, store: Store
+) -> None:
+    """`limit` goes up to OpenWhisk's 200 (clients ask for that many), and 0 means 200."""
+    ids = [await store("acme-int1", "a", T0 + i) for i in range(205)][::-1]
+    for query in ({"limit": "200"}, {"limit": "0"}):
+        assert [a["activationId"] for a in await listing(client, acme, **query)] == ids[:200]
+    assert len(await listing(client, acme)) == 30
+
+
+async def test_malformed_paging_is_400(client: httpx.AsyncClient, acme: Caller) -> None:
+    url = f"{API}/namespaces/_/activations"
     malformed = [
-        ("limit", "51", "The value '51' is not in the range of 0 to 50 for activations."),
+        ("limit", "201", "The value '201' is not in the range of 0 to 200 for activations."),
         ("skip", "-2", "The value '-2' is not greater than or equal to 0 for activations."),
         ("limit", "ten", "The value 'ten' is not an integer for activations."),
     ]

@@ -147,6 +147,15 @@ async def test_failed_blocking_invokes_are_502_activations(
         assert result_only.json() == {"error": "bad input"}
 
 
+async def test_an_action_with_empty_code_is_stored_and_fails_to_initialize(ow: Actions) -> None:
+    """OpenWhisk takes `code: ""`; running it is the developer's error, at /init."""
+    created = await ow.create("empty", node_action(""))
+    assert (created["exec"]["code"], created["exec"]["binary"]) == ("", False)
+    response = await ow.post("empty", {}, blocking="true")
+    assert response.status_code == 502, response.text
+    assert response.json()["response"]["status"] == "action developer error", response.text
+
+
 async def test_an_array_result_is_answered_raw(ow: Actions) -> None:
     await ow.create("listing", node_action("function main() { return [1, 'two', {three: 3}]; }"))
     for query in ({"blocking": "true"}, {"blocking": "true", "result": "true"}):
