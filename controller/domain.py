@@ -78,6 +78,15 @@ class Action:
         """`namespace/[package/]name`, as OpenWhisk's `path` annotation spells it."""
         return f"{self.namespace}/{self.qualified_name}"
 
+    @property
+    def conductor(self) -> bool:
+        """Whether this is a conductor action (annotation `conductor`, truthy as OpenWhisk
+        reads annotations: true, a non-zero number, a non-empty string, an object)."""
+        value = next((kv.value for kv in self.annotations if kv.key == "conductor"), None)
+        if isinstance(value, bool) or value is None:
+            return bool(value)
+        return bool(value) if isinstance(value, int | float | str) else True
+
 
 class IntegrationStatus(enum.StrEnum):
     """Whether an event registration delivers events to its action."""

@@ -1,8 +1,8 @@
 """The one entry point of every invocation (DESIGN.md, invariant 1). Every way into an action
 (the OpenWhisk API, the seed API's execute, web actions, rule targets, sequence components)
 hands it a way to resolve the caller and the target, and it invokes what that resolves to:
-an action through the executor, or a sequence through the sequence runner, whose components
-come back here.
+an action through the executor, or a sequence or a conductor action's composition through the
+sequence runner, whose components come back here.
 
 Resolutions come from the controller's entity cache (controller.execution.cache) at a known
 revision; the executor's accept script refuses one that is stale, and it is resolved afresh
@@ -130,6 +130,6 @@ class EntryPoint:
             binding=target.binding,
             revision=resolved.revision,
         )
-        if target.action.exec.kind == SEQUENCE_KIND:
+        if target.action.exec.kind == SEQUENCE_KIND or target.action.conductor:
             return await self.sequences.invoke(request)
         return await self.executor.invoke(request)

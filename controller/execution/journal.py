@@ -50,6 +50,7 @@ class SequenceStart:
     start: int
     cause: str | None
     limits: dict[str, int]  # timeout, memory, logs
+    conductor: bool = False  # a composition of a conductor action, not a sequence
 
 
 def sequence_record(
@@ -80,6 +81,7 @@ def sequence_record(
             {"key": "kind", "value": "sequence"},
             {"key": "waitTime", "value": 0},
             {"key": "limits", "value": limits},
+            *([{"key": "conductor", "value": True}] if started.conductor else []),
             *([{"key": "causedBy", "value": "sequence"}] if started.cause else []),
         ],
         cause=started.cause,

@@ -1,5 +1,7 @@
 """Sequences run in the controller (shared/spec/openwhisk.md §7): components one after another,
-each blocking, the result of one becoming the input of the next; the first error stops it."""
+each blocking, the result of one becoming the input of the next; the first error stops it.
+Compositions of conductor actions run here too, journaled and recorded the same way; their
+steps are controller.execution.conductor's."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from controller.clock import now_ms
 from controller.errors import NotAuthorized, NotFound
+from controller.execution.conductor import conduct
 from controller.execution.journal import SequenceStart, failure, sequence_record
 from controller.names import EntityPath
+from controller.runtimes import SEQUENCE_KIND
 from controller.services import activations
 from controller.services.activations import Activation
 from controller.services.resolver import Target
@@ -60,6 +64,7 @@ class SequenceRunner:
                 "memory": sequence.limits.memory,
                 "logs": sequence.limits.logs,
             },
+            conductor=sequence.exec.kind != SEQUENCE_KIND,
         )
         await executor.journal.begin(started)
         task = asyncio.create_task(self._run(req, started))
@@ -72,7 +77,7 @@ class SequenceRunner:
         except TimeoutError:
             return Pending(activation_id)
 
-    async def _step(
+    async def step(
         self, req: InvokeRequest, component: str, params: Any, cause: str, activation_id: str
     ) -> tuple[Target, Completed | Pending]:
         """One component, as the namespace invoking the sequence may invoke it now: a
@@ -104,7 +109,10 @@ class SequenceRunner:
     async def _run(self, req: InvokeRequest, started: SequenceStart) -> Activation:
         journal = self.entry.executor.journal
         try:
-            record = await self._components(req, started)
+            if started.conductor:
+                record = await conduct(self, req, started)
+            else:
+                record = await self._components(req, started)
             async with self.entry.executor.transaction() as session:
                 await activations.store(session, record, started.path)
         except BaseException:
@@ -128,7 +136,7 @@ class SequenceRunner:
                 started.activation_id, [*ids, component_id]
             )
             try:
-                target, outcome = await self._step(
+                target, outcome = await self.step(
                     req, component, params, started.activation_id, component_id
                 )
             except NotFound:
