@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,20 @@ class KeyValue:
     key: str
     value: JSON
     init: bool = False
+
+
+def kv_json(pairs: Iterable[KeyValue]) -> list[dict[str, Any]]:
+    """Parameters or annotations as JSON, stored and shown alike: `init` only when set."""
+    return [
+        {"key": kv.key, "value": kv.value, **({"init": True} if kv.init else {})} for kv in pairs
+    ]
+
+
+def kv_from_json(raw: Iterable[Mapping[str, Any]] | None) -> tuple[KeyValue, ...]:
+    """Stored parameters or annotations (`kv_json`'s) as KeyValues."""
+    return tuple(
+        KeyValue(str(kv["key"]), kv.get("value"), bool(kv.get("init", False))) for kv in raw or ()
+    )
 
 
 @dataclass(frozen=True)

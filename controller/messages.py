@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 # Authentication and authorisation.
 AUTH_REQUIRED = "The resource requires authentication, which was not supplied with the request"
 AUTH_INVALID = "The supplied authentication is invalid"
@@ -85,6 +88,26 @@ SEQUENCE_SELF = "Sequence may not refer to itself."
 SEQUENCE_COMPONENT_MISSING = "Sequence component does not exist."
 SEQUENCE_TOO_LONG = "Too many actions in the sequence."
 SEQUENCE_HAS_CODE = "a sequence takes 'exec.components', not code"
+
+# Compositions of conductor actions (shared/spec/openwhisk.md §7), as OpenWhisk words them.
+COMPOSITION_TOO_LONG = "Too many actions in the composition."
+
+
+def composition_component_invalid(value: Any) -> str:
+    shown = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return f"Failed to parse action name from json value {shown} during composition."
+
+
+def composition_component_not_found(name: str) -> str:
+    return f"Failed to resolve action with name '{name}' during composition."
+
+
+def composition_component_not_accessible(name: str) -> str:
+    return f"Failed entitlement check for action with name '{name}' during composition."
+
+
+def composition_step_timeout(activation_id: str) -> str:
+    return f"Timeout reached when retrieving activation {activation_id} during composition."
 
 
 def code_required(kind: str) -> str:

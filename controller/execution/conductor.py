@@ -16,11 +16,11 @@ the annotation `conductor: true`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from controller import messages
 from controller.domain import Action
 from controller.errors import InvalidInput, NotAuthorized, NotFound
 from controller.execution.journal import SequenceStart, failure, sequence_record
@@ -32,25 +32,7 @@ if TYPE_CHECKING:
     from controller.execution.sequences import SequenceRunner
     from controller.execution.service import Completed, InvokeRequest, Pending
 
-TOO_LONG = "Too many actions in the composition."
 STEP_WAIT_MS = 60_000  # beyond a step's own time limit
-
-
-def component_invalid(value: Any) -> str:
-    shown = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return f"Failed to parse action name from json value {shown} during composition."
-
-
-def component_not_found(name: str) -> str:
-    return f"Failed to resolve action with name '{name}' during composition."
-
-
-def component_not_accessible(name: str) -> str:
-    return f"Failed entitlement check for action with name '{name}' during composition."
-
-
-def step_timeout(activation_id: str) -> str:
-    return f"Timeout reached when retrieving activation {activation_id} during composition."
 
 
 def _boxed(value: Any, name: str) -> dict[str, Any]:
@@ -77,7 +59,7 @@ async def conduct(runner: SequenceRunner, req: InvokeRequest, started: SequenceS
     payload: dict[str, Any] = req.params
     while True:
         if session.conductors > 2 * limit:
-            response = failure(Outcome.APPLICATION_ERROR, TOO_LONG)
+            response = failure(Outcome.APPLICATION_ERROR, messages.COMPOSITION_TOO_LONG)
             break
         session.conductors += 1
         done = await _run_conductor(runner, req, started, session, {**payload, **session.state})
@@ -92,7 +74,7 @@ async def conduct(runner: SequenceRunner, req: InvokeRequest, started: SequenceS
             response = {**done.response, "result": result if params is None else params}
             break
         if session.components >= limit:
-            payload = {"error": TOO_LONG}
+            payload = {"error": messages.COMPOSITION_TOO_LONG}
             continue
         outcome = await _run_component(runner, req, started, session, result["action"], params)
         if isinstance(outcome, str):  # the component could not be invoked: the conductor's
@@ -142,11 +124,11 @@ async def _run_component(
     """Run the component `name` as the caller may now invoke it: its activation, the
     composition's failed response, or the error to hand the conductor."""
     if not isinstance(name, str):
-        return component_invalid(name)
+        return messages.composition_component_invalid(name)
     try:
         path = EntityPath.parse(name, req.namespace.name)
     except InvalidInput:
-        return component_invalid(name)
+        return messages.composition_component_invalid(name)
     qualified = str(path)[1:]
     step_id = uuid.uuid4().hex
     await runner.entry.executor.journal.components(started.activation_id, [*session.ids, step_id])
@@ -155,9 +137,9 @@ async def _run_component(
             req, str(path), params or {}, started.activation_id, step_id
         )
     except NotFound:
-        return component_not_found(qualified)
+        return messages.composition_component_not_found(qualified)
     except NotAuthorized:
-        return component_not_accessible(qualified)
+        return messages.composition_component_not_accessible(qualified)
     session.components += 1
     return _completed(session, outcome, target.action)
 
@@ -170,7 +152,9 @@ def _completed(
 
     if isinstance(outcome, Pending):
         session.ids.append(outcome.activation_id)
-        return failure(Outcome.INTERNAL_ERROR, step_timeout(outcome.activation_id))
+        return failure(
+            Outcome.INTERNAL_ERROR, messages.composition_step_timeout(outcome.activation_id)
+        )
     done = outcome.activation
     session.ids.append(done.activation_id)
     session.duration += done.duration

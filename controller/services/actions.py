@@ -21,7 +21,7 @@ from controller.actionspec import (
 )
 from controller.clock import now_ms
 from controller.db.models import ActionRow, PackageRow
-from controller.domain import Action, ActionLimits, Exec, KeyValue, Namespace
+from controller.domain import Action, ActionLimits, Exec, KeyValue, Namespace, kv_from_json, kv_json
 from controller.errors import Conflict, InvalidInput, NotFound
 from controller.limits import SystemLimits
 from controller.names import ActionName, EntityPath
@@ -36,22 +36,6 @@ class WriteContext:
     manifest: Manifest
     limits: SystemLimits
     blackbox_images: tuple[str, ...] = ()  # patterns of the images blackbox actions may use
-
-
-def _kvs(raw: list[dict[str, object]] | None) -> tuple[KeyValue, ...]:
-    return tuple(
-        KeyValue(str(kv["key"]), kv.get("value"), bool(kv.get("init", False))) for kv in raw or []
-    )
-
-
-def _raw(pairs: tuple[KeyValue, ...]) -> list[dict[str, object]]:
-    out: list[dict[str, object]] = []
-    for kv in pairs:
-        item: dict[str, object] = {"key": kv.key, "value": kv.value}
-        if kv.init:
-            item["init"] = True
-        out.append(item)
-    return out
 
 
 def to_domain(row: ActionRow, namespace: str, code: str | None) -> Action:
@@ -70,8 +54,8 @@ def to_domain(row: ActionRow, namespace: str, code: str | None) -> Action:
         limits=ActionLimits(row.timeout, row.memory, row.logs, row.concurrency),
         version=row.version,
         publish=row.publish,
-        parameters=_kvs(row.parameters),
-        annotations=_kvs(row.annotations),
+        parameters=kv_from_json(row.parameters),
+        annotations=kv_from_json(row.annotations),
         updated=row.updated,
         code_digest=row.code_digest,
     )
@@ -183,8 +167,8 @@ async def create_action(
         image=exec_.image,
         components=_resolved_components(namespace, exec_.components) or None,
         code_digest=digest,
-        parameters=_raw(spec.parameters or ()),
-        annotations=_raw(
+        parameters=kv_json(spec.parameters or ()),
+        annotations=kv_json(
             with_server_annotations(spec.annotations or (), exec_.kind, creating=True)
         ),
         timeout=limits.timeout,
@@ -247,10 +231,10 @@ async def update_action(
     row.timeout, row.memory, row.logs = limits.timeout, limits.memory, limits.logs
     row.concurrency = limits.concurrency
     if spec.parameters is not None:
-        row.parameters = _raw(spec.parameters)
-    kept = tuple(kv for kv in _kvs(row.annotations) if kv.key not in delete_annotations)
+        row.parameters = kv_json(spec.parameters)
+    kept = tuple(kv for kv in kv_from_json(row.annotations) if kv.key not in delete_annotations)
     annotations = merge_annotations(kept, spec.annotations)
-    row.annotations = _raw(with_server_annotations(annotations, row.kind, creating=False))
+    row.annotations = kv_json(with_server_annotations(annotations, row.kind, creating=False))
     if spec.publish is not None:
         row.publish = spec.publish
     if honour_version and spec.version is not None:
@@ -328,7 +312,7 @@ async def package_parameters(
             PackageRow.namespace_id == namespace.id, PackageRow.name == package
         )
     )
-    return _kvs(raw)
+    return kv_from_json(raw)
 
 
 async def package_is_public(session: AsyncSession, namespace: Namespace, package: str) -> bool:

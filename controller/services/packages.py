@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +20,7 @@ from controller import messages
 from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import ActionRow, PackageRow
-from controller.domain import Action, KeyValue, Namespace
+from controller.domain import Action, KeyValue, Namespace, kv_from_json, kv_json
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from controller.limits import SystemLimits
 from controller.names import DEFAULT_PACKAGE, ActionName, check_segment
@@ -126,22 +126,6 @@ def _validate(spec: PackageSpec, limits: SystemLimits) -> None:
 # Rows.
 
 
-def _kvs(raw: list[Any] | None) -> tuple[KeyValue, ...]:
-    return tuple(
-        KeyValue(str(kv["key"]), kv.get("value"), bool(kv.get("init", False))) for kv in raw or []
-    )
-
-
-def _raw(pairs: Iterable[KeyValue]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for kv in pairs:
-        item: dict[str, Any] = {"key": kv.key, "value": kv.value}
-        if kv.init:
-            item["init"] = True
-        out.append(item)
-    return out
-
-
 def _binding_of(row: PackageRow, namespace: str) -> BindingRef | None:
     if row.binding_name is None:
         return None
@@ -153,8 +137,8 @@ def _to_domain(row: PackageRow, namespace: str) -> Package:
         namespace=namespace,
         name=row.name,
         binding=_binding_of(row, namespace),
-        parameters=_kvs(row.parameters),
-        annotations=_kvs(row.annotations),
+        parameters=kv_from_json(row.parameters),
+        annotations=kv_from_json(row.annotations),
         version=row.version,
         publish=row.publish,
         updated=row.updated,
@@ -275,7 +259,7 @@ async def get_package(
     if package.binding is None:
         return PackageView(package, await _package_actions(session, caller, name))
     owner, target = await _bound(session, caller, package.binding)
-    merged = inherit_parameters(_kvs(target.parameters), package.parameters)
+    merged = inherit_parameters(kv_from_json(target.parameters), package.parameters)
     return PackageView(
         replace(package, parameters=merged), await _package_actions(session, owner, target.name)
     )
@@ -297,7 +281,7 @@ async def resolve_binding(
     if binding.binding is None:
         return None
     owner, target = await _bound(session, caller, binding.binding)
-    return owner, target.name, (_kvs(target.parameters), binding.parameters)
+    return owner, target.name, (kv_from_json(target.parameters), binding.parameters)
 
 
 # Writes (the caller's own namespace only; the API checks that first).
@@ -330,8 +314,8 @@ async def _create(
         publish=bool(spec.publish),
         binding_namespace=binding.namespace if binding else None,
         binding_name=binding.name if binding else None,
-        parameters=_raw(spec.parameters or ()),
-        annotations=_raw(with_binding_annotation(spec.annotations or (), binding)),
+        parameters=kv_json(spec.parameters or ()),
+        annotations=kv_json(with_binding_annotation(spec.annotations or (), binding)),
         version=spec.version or "0.0.1",
         updated=now_ms(),
     )
@@ -350,9 +334,9 @@ async def _update(
     if binding is not None:
         row.binding_namespace, row.binding_name = binding.namespace, binding.name
     if spec.parameters is not None:
-        row.parameters = _raw(spec.parameters)
-    annotations = _kvs(row.annotations) if spec.annotations is None else spec.annotations
-    row.annotations = _raw(with_binding_annotation(annotations, binding))
+        row.parameters = kv_json(spec.parameters)
+    annotations = kv_from_json(row.annotations) if spec.annotations is None else spec.annotations
+    row.annotations = kv_json(with_binding_annotation(annotations, binding))
     if spec.publish is not None:
         row.publish = spec.publish
     row.version = spec.version or bump_version(row.version)

@@ -16,7 +16,7 @@ from controller import messages
 from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import RuleRow, TriggerRow
-from controller.domain import KeyValue, Namespace
+from controller.domain import KeyValue, Namespace, kv_from_json, kv_json
 from controller.errors import Conflict, InvalidInput, NotAuthorized, NotFound
 from controller.limits import SystemLimits
 from controller.names import EntityPath
@@ -71,7 +71,7 @@ def _to_domain(row: RuleRow, namespace: str, status: RuleStatus | None) -> Rule:
         action=ref_from(row.action_path, row.action_name),
         version=row.version,
         publish=row.publish,
-        annotations=tuple(KeyValue(str(kv["key"]), kv.get("value")) for kv in row.annotations),
+        annotations=kv_from_json(row.annotations),
         updated=row.updated,
         status=status,
     )
@@ -153,10 +153,6 @@ def _validate(spec: RuleSpec, limits: SystemLimits) -> None:
         parse_version(spec.version)
 
 
-def _raw(pairs: tuple[KeyValue, ...]) -> list[dict[str, Any]]:
-    return [{"key": kv.key, "value": kv.value} for kv in pairs]
-
-
 async def put_rule(
     session: AsyncSession, namespace: Namespace, name: str, spec: RuleSpec,
     limits: SystemLimits, *, overwrite: bool,
@@ -185,7 +181,7 @@ async def _create(session: AsyncSession, namespace: Namespace, name: str, spec: 
         trigger_name=spec.trigger.name,
         action_path=ref_path(spec.action),
         action_name=spec.action.name,
-        annotations=_raw(spec.annotations or ()),
+        annotations=kv_json(spec.annotations or ()),
         version=spec.version or "0.0.1",
         publish=bool(spec.publish),
         updated=now_ms(),
@@ -216,7 +212,7 @@ async def _update(
     row.trigger_path, row.trigger_name = ref_path(new_trigger_path), new_trigger_path.name
     row.action_path, row.action_name = ref_path(action), action.name
     if spec.annotations is not None:
-        row.annotations = _raw(spec.annotations)
+        row.annotations = kv_json(spec.annotations)
     if spec.publish is not None:
         row.publish = spec.publish
     row.version = spec.version or bump_version(row.version)

@@ -18,7 +18,7 @@ from controller import messages
 from controller.actionspec import bump_version, check_kv_size, parse_version
 from controller.clock import now_ms
 from controller.db.models import TriggerRow
-from controller.domain import KeyValue, Namespace
+from controller.domain import KeyValue, Namespace, kv_from_json, kv_json
 from controller.errors import Conflict, HomerunError, InvalidInput, NotFound
 from controller.limits import SystemLimits
 from controller.names import EntityPath
@@ -76,14 +76,6 @@ def ref_from(path: str, name: str) -> EntityPath:
     return EntityPath(namespace, package, name)
 
 
-def _kvs(raw: list[dict[str, Any]] | None) -> tuple[KeyValue, ...]:
-    return tuple(KeyValue(str(kv["key"]), kv.get("value")) for kv in raw or [])
-
-
-def _raw(pairs: tuple[KeyValue, ...]) -> list[dict[str, Any]]:
-    return [{"key": kv.key, "value": kv.value} for kv in pairs]
-
-
 def _links(raw: dict[str, Any] | None) -> dict[str, RuleLink] | None:
     if raw is None:
         return None
@@ -101,8 +93,8 @@ def to_domain(row: TriggerRow, namespace: str) -> Trigger:
         name=row.name,
         version=row.version,
         publish=row.publish,
-        parameters=_kvs(row.parameters),
-        annotations=_kvs(row.annotations),
+        parameters=kv_from_json(row.parameters),
+        annotations=kv_from_json(row.annotations),
         updated=row.updated,
         rules=_links(row.rules),
     )
@@ -201,8 +193,8 @@ async def put_trigger(
         row = TriggerRow(
             namespace_id=namespace.id,
             name=name,
-            parameters=_raw(spec.parameters or ()),
-            annotations=_raw(spec.annotations or ()),
+            parameters=kv_json(spec.parameters or ()),
+            annotations=kv_json(spec.annotations or ()),
             rules=None,
             version=spec.version or "0.0.1",
             publish=bool(spec.publish),
@@ -215,9 +207,9 @@ async def put_trigger(
             raise Conflict(messages.RESOURCE_EXISTS) from None
         return to_domain(row, namespace.name)
     if spec.parameters is not None:
-        row.parameters = _raw(spec.parameters)
+        row.parameters = kv_json(spec.parameters)
     if spec.annotations is not None:
-        row.annotations = _raw(spec.annotations)
+        row.annotations = kv_json(spec.annotations)
     if spec.publish is not None:
         row.publish = spec.publish
     row.version = spec.version or bump_version(row.version)

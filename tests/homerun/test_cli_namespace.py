@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,20 +15,35 @@ from controller.setup import run_in_transaction
 from homerun.cli import main
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_option_is_stored(
-    backend: str, fresh_database_url: Callable[[str], str], tmp_path: Path
-) -> None:
-    url = fresh_database_url(backend)
-    env = {"HOMERUN_DATABASE_URL": url, "HOMERUN_DATA_DIR": str(tmp_path)}
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
-    settings = Settings(data_dir=tmp_path, database_url=url)
+@dataclass
+class Cli:
+    """`homerun` over a migrated database of its own."""
+
+    settings: Settings
+    env: dict[str, str]
+
+    def __call__(self, *args: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=self.env)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cli(
+    request: pytest.FixtureRequest, fresh_database_url: Callable[[str], str], tmp_path: Path
+) -> Cli:
+    url = fresh_database_url(request.param)
+    made = Cli(
+        Settings(data_dir=tmp_path, database_url=url),
+        {"HOMERUN_DATABASE_URL": url, "HOMERUN_DATA_DIR": str(tmp_path)},
+    )
+    assert made("db", "upgrade").exit_code == 0
+    return made
+
+
+def test_option_is_stored(cli: Cli) -> None:
+    settings = cli.settings
     run_in_transaction(settings, lambda s: namespaces.ensure(s, "acme", "int1"))
 
-    dropped = runner.invoke(
-        main, ["admin", "namespace", "keep-blocking-successes", "acme-int1", "false"], env=env
-    )
+    dropped = cli("admin", "namespace", "keep-blocking-successes", "acme-int1", "false")
     assert dropped.exit_code == 0, dropped.output
     assert "dropped" in dropped.output
     options = run_in_transaction(
@@ -35,9 +51,7 @@ def test_option_is_stored(
     )
     assert options["dropBlockingSuccesses"] is True
 
-    missing = runner.invoke(
-        main, ["admin", "namespace", "keep-blocking-successes", "nope", "true"], env=env
-    )
+    missing = cli("admin", "namespace", "keep-blocking-successes", "nope", "true")
     assert missing.exit_code != 0 and "No namespace named 'nope'" in missing.output
 
 
@@ -47,19 +61,12 @@ KNOWN = (
 )
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_create_with_known_credentials(
-    backend: str, fresh_database_url: Callable[[str], str], tmp_path: Path
-) -> None:
+def test_create_with_known_credentials(cli: Cli) -> None:
     """As `wskadmin user create NAME -u UUID:KEY`: the namespace authenticates with them."""
-    url = fresh_database_url(backend)
-    env = {"HOMERUN_DATABASE_URL": url, "HOMERUN_DATA_DIR": str(tmp_path)}
-    runner = CliRunner()
-    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
-    settings = Settings(data_dir=tmp_path, database_url=url)
+    settings = cli.settings
 
     def create(*args: str) -> Result:
-        return runner.invoke(main, ["admin", "namespace", "create", *args], env=env)
+        return cli("admin", "namespace", "create", *args)
 
     created = create("ci", "--auth", KNOWN)
     assert created.exit_code == 0, created.output

@@ -18,7 +18,7 @@ from pydantic import (
 from controller import messages
 from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec, key_values
 from controller.api.http import parse_model
-from controller.domain import Action, KeyValue
+from controller.domain import Action, kv_json
 from controller.errors import InvalidInput
 from controller.services.activations import Activation
 
@@ -99,16 +99,6 @@ def action_put(body: dict[str, Any]) -> tuple[ActionSpec, tuple[str, ...]]:
         version=put.version,
     )
     return spec, tuple(put.delAnnotations or ())
-
-
-def kv_json(pairs: tuple[KeyValue, ...]) -> list[dict[str, Any]]:
-    out = []
-    for kv in pairs:
-        item: dict[str, Any] = {"key": kv.key, "value": kv.value}
-        if kv.init:
-            item["init"] = True
-        out.append(item)
-    return out
 
 
 def _entity_namespace(action: Action) -> str:

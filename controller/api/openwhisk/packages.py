@@ -24,10 +24,10 @@ from controller.api.openwhisk.common import (
     query_bool,
     require_own,
 )
-from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.entities import KeyValueIn
 from controller.api.openwhisk.schemas import NAMESPACE, OVERWRITE, PAGING, listing, put_rules
 from controller.api.state import app_state
-from controller.domain import Action
+from controller.domain import Action, kv_json
 from controller.services import packages
 from controller.services.packages import BindingRef, Package, PackageSpec, PackageView
 

@@ -23,7 +23,7 @@ from controller.api.openwhisk.common import (
     query_bool,
     require_own,
 )
-from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.entities import KeyValueIn
 from controller.api.openwhisk.schemas import (
     ENTITY,
     NAMESPACE,
@@ -33,6 +33,7 @@ from controller.api.openwhisk.schemas import (
     put_rules,
 )
 from controller.api.state import app_state
+from controller.domain import kv_json
 from controller.errors import InvalidInput
 from controller.names import EntityPath
 from controller.services import rules

@@ -23,7 +23,7 @@ from controller.api.openwhisk.common import (
     query_bool,
     require_own,
 )
-from controller.api.openwhisk.entities import KeyValueIn, kv_json
+from controller.api.openwhisk.entities import KeyValueIn
 from controller.api.openwhisk.schemas import (
     ENTITY,
     NAMESPACE,
@@ -34,6 +34,7 @@ from controller.api.openwhisk.schemas import (
 )
 from controller.api.state import app_state
 from controller.clock import now_ms
+from controller.domain import kv_json
 from controller.execution.fire import fire
 from controller.services import triggers
 from controller.services.triggers import Trigger, TriggerSpec, ref_path

@@ -11,7 +11,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, S
 from controller import messages
 from controller.actionspec import ActionSpec, ExecSpec, LimitsSpec, key_values
 from controller.api.constraints import ACTION_NAME, ENTITY_PATH, Constraints, Schema, any_case
-from controller.domain import Action, EventOfInterest, EventRegistration, KeyValue, Namespace
+from controller.domain import (
+    Action,
+    EventOfInterest,
+    EventRegistration,
+    Namespace,
+    kv_json,
+)
 from controller.services.activations import Activation
 from controller.services.events import RegistrationSpec
 
@@ -171,13 +177,6 @@ def action_spec(dto: ActionDTO) -> ActionSpec:
     )
 
 
-def _kv_out(kv: KeyValue) -> dict[str, Any]:
-    out: dict[str, Any] = {"key": kv.key, "value": kv.value}
-    if kv.init:
-        out["init"] = True
-    return out
-
-
 def action_url(api_host: str, action: Action) -> str:
     return f"{api_host}/api/v1/namespaces/{action.namespace}/actions/{action.qualified_name}"
 
@@ -194,7 +193,7 @@ def action_dto(action: Action, api_host: str) -> dict[str, Any]:
     out.update(
         namespace=action.namespace,
         version=action.version,
-        params=[_kv_out(kv) for kv in action.parameters],
+        params=kv_json(action.parameters),
         annotations=[{"key": kv.key, "value": kv.value} for kv in action.annotations],
         limits={
             "timeout": str(action.limits.timeout),

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-pytest.register_assert_rewrite("tests.controller.api.openwhisk.support")
-
-from tests.controller.api.openwhisk.support import Caller, caller_of  # noqa: E402
+from tests.controller.api.openwhisk.support import Caller, caller_of
 
 CreateNamespace = Callable[[str, str], Awaitable[dict[str, Any]]]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Engine
-from tests.controller.api.openwhisk.support import Actions, Caller, annotations, caller_of
+from tests.controller.api.openwhisk.support import Actions, Caller, annotations
 
 # Steps through `step` (the component names it is given, in turn), keeping its place in
 # `state`; hands back what a step could not do, and ends with the last result.
@@ -33,13 +33,9 @@ def sandbox_kind() -> str:
 
 
 @pytest.fixture
-async def ow(engine: Engine) -> Actions:
-    response = await engine.client.get(
-        "/runtime/admin/namespaces/acme/int1", headers=engine.headers
-    )
-    assert response.status_code == 200, response.text
-    caller: Caller = caller_of(response.json())
-    api = Actions(engine.client, caller)
+async def ow(engine: Engine, engine_caller: Caller) -> Actions:
+    """The engine's namespace, with the conductor `conduct` and its components."""
+    api = Actions(engine.client, engine_caller)
     conductor = {"exec": {"kind": "nodejs:22", "code": CONDUCTOR},
                  "annotations": [{"key": "conductor", "value": True}]}  # fmt: skip
     await api.create("conduct", conductor)

@@ -1,5 +1,5 @@
-"""Packages and the engine's namespace through the OpenWhisk API (`acme` and `globex` come
-from tests/controller/api/conftest.py)."""
+"""Packages through the OpenWhisk API (`acme` and `globex` come from
+tests/controller/api/conftest.py, `engine_caller` from tests/controller/conftest.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Engine
-from tests.controller.api.openwhisk.support import API, Caller, caller_of
+from tests.controller.api.openwhisk.support import API, Caller
 
 
 @pytest.fixture
@@ -24,13 +23,3 @@ def put_package(client: httpx.AsyncClient) -> Callable[..., Awaitable[None]]:
         assert response.status_code == 200, response.text
 
     return make
-
-
-@pytest.fixture
-async def engine_caller(engine: Engine) -> Caller:
-    """The OpenWhisk credentials of the engine's namespace `acme-int1`."""
-    response = await engine.client.get(
-        "/runtime/admin/namespaces/acme/int1", headers=engine.headers
-    )
-    assert response.status_code == 200, response.text
-    return caller_of(response.json())
