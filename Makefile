@@ -18,14 +18,8 @@ format:
 typecheck:
 	$(BIN)/mypy --strict $(PACKAGES)
 
-# The soak (ten minutes of two standalones side by side under a paced load) runs beside the
-# rest of the suite instead of after it; its report follows the suite's.
 test:
-	@$(BIN)/pytest -m soak > $(VENV)/soak.log 2>&1 & soak=$$!; \
-	$(BIN)/pytest -m "not soak"; suite=$$?; \
-	wait $$soak; soaked=$$?; \
-	echo "==> the soak (tests marked soak, run beside the suite):"; cat $(VENV)/soak.log; \
-	test $$suite -eq 0 && test $$soaked -eq 0
+	$(BIN)/pytest
 
 # Only SQLite, no Docker: a quick loop while editing.
 test-fast:

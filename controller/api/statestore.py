@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from controller.api.endpoint import Endpoint, Param, table
 from controller.api.errors import error_response
 from controller.api.http import read_body
-from controller.api.openwhisk.common import authenticate, namespace_of, require_own
+from controller.api.openwhisk.common import authenticated, namespace_of, require_own
 from controller.api.state import app_state
 from controller.domain import Namespace
 from controller.errors import InvalidInput
@@ -70,8 +70,7 @@ async def put_key(request: Request) -> Response:
     key = statestore.check_key(str(request.path_params["key"]))
     ttl = statestore.ttl_seconds(request.query_params.get("ttl"))
     value = await read_body(request, statestore.MAX_VALUE_BYTES)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         expires = await statestore.put(
             session, caller.id, key, value, ttl, state.settings.state.max_bytes
@@ -80,8 +79,7 @@ async def put_key(request: Request) -> Response:
 
 
 async def get_key(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         entry = await statestore.get(session, caller.id, str(request.path_params["key"]))
     if entry is None:
@@ -94,8 +92,7 @@ async def get_key(request: Request) -> Response:
 
 
 async def delete_key(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         found = await statestore.remove(session, caller.id, str(request.path_params["key"]))
     return Response(status_code=200) if found else _not_found(request, NO_SUCH_KEY)
@@ -104,8 +101,7 @@ async def delete_key(request: Request) -> Response:
 async def list_keys(request: Request) -> Response:
     pattern = request.query_params.get("match") or None
     cursor, count = _cursor(request), _count(request)
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         if not await statestore.any_key(session, caller.id):
             return _not_found(request, NO_KEYS)
@@ -114,8 +110,7 @@ async def list_keys(request: Request) -> Response:
 
 
 async def container_stats(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         stats = await statestore.stats(session, caller.id)
     if not stats.keys:
@@ -130,8 +125,7 @@ async def delete_keys(request: Request) -> Response:
     pattern = request.query_params.get("matchData")
     if pattern is not None:
         statestore.matcher(pattern)  # 400 before anything is read
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         _own(request, caller)
         if not await statestore.any_key(session, caller.id):
             return _not_found(request, NO_KEYS)

@@ -238,7 +238,6 @@ def assert_own_labels_only(engine: docker.DockerClient, invoker: str) -> None:
     assert not [p for p in problems if p], problems
 
 
-@pytest.mark.soak
 @pytest.mark.timeout(PAIR_SECONDS + STARTUP_ALLOWANCE_S)
 def test_two_standalones_side_by_side(engine: docker.DockerClient) -> None:
     a, b = Standalone("docker"), Standalone("docker")

@@ -14,7 +14,7 @@ from controller.api.endpoint import Endpoint, Param, Reply, table
 from controller.api.errors import request_id
 from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
-    authenticate,
+    authenticated,
     cached_caller,
     json_body,
     namespace_of,
@@ -60,9 +60,7 @@ async def _owner(session: AsyncSession, caller: Namespace, name: str, path: str)
 
 
 async def list_actions(request: Request) -> Response:
-    state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, namespace)
         p = page(request, "actions")
@@ -87,9 +85,7 @@ async def _package_listing(request: Request, caller: Namespace, session: AsyncSe
 
 
 async def get_action(request: Request) -> Response:
-    state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         if str(request.path_params["name"]).endswith("/"):
             return await _package_listing(request, caller, session)
         namespace = namespace_of(request, caller)
@@ -105,8 +101,7 @@ async def get_action(request: Request) -> Response:
 
 async def put_action(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
         require_own(namespace, caller, f"{namespace}/{name}")
@@ -133,9 +128,7 @@ async def put_action(request: Request) -> Response:
 
 
 async def delete_action(request: Request) -> Response:
-    state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         name = ActionName.parse(request.path_params["name"])
         require_own(namespace, caller, f"{namespace}/{name}")

@@ -11,7 +11,7 @@ from controller import messages
 from controller.api.endpoint import Endpoint, Param, table
 from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
-    authenticate,
+    authenticated,
     namespace_of,
     page,
     query_bool,
@@ -23,7 +23,6 @@ from controller.api.openwhisk.entities import (
     activation_summary,
 )
 from controller.api.openwhisk.schemas import NAMESPACE, PAGING
-from controller.api.state import app_state
 from controller.errors import InvalidInput, NotFound
 from controller.services import activations
 from controller.services.activations import Activation, ActivationFilter
@@ -61,8 +60,7 @@ def _name_filter(request: Request) -> str | None:
 
 
 async def list_activations(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, namespace)
         p = page(request, "activations")
@@ -84,8 +82,7 @@ async def list_activations(request: Request) -> Response:
 
 async def _one(request: Request) -> Activation:
     activation_id = str(request.path_params["activation_id"])
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         if len(activation_id) != 32:
             raise InvalidInput(f"Activation id length is {len(activation_id)} but must be 32.")
         if not _ID.match(activation_id):

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from controller import messages
 from controller.api.constraints import Schema
 from controller.api.endpoint import Endpoint, table
-from controller.api.openwhisk.common import authenticate, json_body, namespace_of, require_own
+from controller.api.openwhisk.common import authenticated, json_body, namespace_of, require_own
 from controller.api.openwhisk.schemas import NAMESPACE
 from controller.api.state import AppState, app_state
 from controller.errors import InvalidInput
@@ -61,8 +61,7 @@ def _fields(body: dict[str, Any]) -> dict[str, str | None]:
 
 async def check(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (_, caller):
         require_own(namespace_of(request, caller), caller, caller.name)
     fields = _fields(await json_body(request, MAX_BODY_BYTES))
     verdict = await adobeauth.check(

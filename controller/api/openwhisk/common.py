@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +51,13 @@ async def authenticate(request: Request, session: AsyncSession) -> Namespace:
     if request.url.path.startswith("/runtime/"):
         return await _bearer_caller(request, session)
     return await _basic_caller(request, session)
+
+
+@asynccontextmanager
+async def authenticated(request: Request) -> AsyncIterator[tuple[AsyncSession, Namespace]]:
+    """A transaction of the app's database, and the caller it authenticates (401 first)."""
+    async with app_state(request).transaction() as session:
+        yield session, await authenticate(request, session)
 
 
 async def cached_caller(

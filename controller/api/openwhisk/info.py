@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 import homerun
 from controller.api.endpoint import Endpoint, table
-from controller.api.openwhisk.common import authenticate, namespace_of, require_own
+from controller.api.openwhisk.common import authenticated, namespace_of, require_own
 from controller.api.openwhisk.schemas import NAMESPACE
 from controller.api.state import app_state
 from controller.limits import MB
@@ -75,15 +75,13 @@ async def ping(request: Request) -> Response:
 
 
 async def list_namespaces(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
-    return JSONResponse([caller.name])
+    async with authenticated(request) as (_, caller):
+        return JSONResponse([caller.name])
 
 
 async def namespace_limits(request: Request) -> Response:
     limits = app_state(request).settings.limits
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (_, caller):
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, namespace)
     return JSONResponse(

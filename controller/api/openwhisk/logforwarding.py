@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from controller.api.endpoint import Endpoint, table
 from controller.api.http import read_json
-from controller.api.openwhisk.common import authenticate, namespace_of, require_own
+from controller.api.openwhisk.common import authenticated, namespace_of, require_own
 from controller.api.openwhisk.schemas import NAMESPACE
 from controller.api.state import app_state
 from controller.services import logforwarding
@@ -18,24 +18,21 @@ PATHS = ("/runtime/namespaces/{namespace}/logForwarding",)
 
 
 async def get_settings(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         require_own(namespace_of(request, caller), caller, caller.name)
         return JSONResponse(await logforwarding.get(session, caller))
 
 
 async def put_settings(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         require_own(namespace_of(request, caller), caller, caller.name)
         body = await read_json(request, state.settings.limits.parameters_max_bytes, empty=None)
         return JSONResponse(await logforwarding.put(session, caller, body))
 
 
 async def get_errors(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         require_own(namespace_of(request, caller), caller, caller.name)
         return JSONResponse(await logforwarding.errors(session, caller))
 

@@ -17,7 +17,7 @@ from controller.api.endpoint import Endpoint, Param, table
 from controller.api.http import parse_model
 from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
-    authenticate,
+    authenticated,
     json_body,
     namespace_of,
     page,
@@ -124,8 +124,7 @@ def view_json(view: PackageView) -> dict[str, Any]:
 
 
 async def list_packages(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         p = page(request, "packages")
         if p.count:
@@ -136,8 +135,7 @@ async def list_packages(request: Request) -> Response:
 
 
 async def get_package(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         name = str(request.path_params["name"])
         view = await packages.get_package(session, caller, namespace, name)
@@ -146,8 +144,7 @@ async def get_package(request: Request) -> Response:
 
 async def put_package(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         name = str(request.path_params["name"])
         require_own(namespace, caller, f"{namespace}/{name}")
@@ -160,8 +157,7 @@ async def put_package(request: Request) -> Response:
 
 
 async def delete_package(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         name = str(request.path_params["name"])
         require_own(namespace, caller, f"{namespace}/{name}")

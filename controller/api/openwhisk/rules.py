@@ -15,7 +15,7 @@ from controller.api.endpoint import Endpoint, table
 from controller.api.http import parse_model
 from controller.api.openapi import ref
 from controller.api.openwhisk.common import (
-    authenticate,
+    authenticated,
     json_body,
     namespace_of,
     own_entity_name,
@@ -109,8 +109,7 @@ def rule_json(rule: Rule) -> dict[str, Any]:
 
 
 async def list_rules(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, namespace)
         p = page(request, "rules")
@@ -121,8 +120,7 @@ async def list_rules(request: Request) -> Response:
 
 
 async def get_rule(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         rule = await rules.get_rule(session, caller, name)
     return JSONResponse(rule_json(rule))
@@ -130,8 +128,7 @@ async def get_rule(request: Request) -> Response:
 
 async def put_rule(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         overwrite = query_bool(request, "overwrite", False)
         body = await json_body(request, state.settings.limits.request_body_max_bytes)
@@ -143,8 +140,7 @@ async def put_rule(request: Request) -> Response:
 
 
 async def delete_rule(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         rule = await rules.delete_rule(session, caller, name)
     return JSONResponse(rule_json(rule))
@@ -153,8 +149,7 @@ async def delete_rule(request: Request) -> Response:
 async def change_status(request: Request) -> Response:
     """`{"status": "active" | "inactive"}`; OpenWhisk answers a bare 200 `OK`."""
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         body = await json_body(request, state.settings.limits.request_body_max_bytes)
         await rules.set_status(session, caller, name, rules.parse_status(body.get("status")))

@@ -15,7 +15,7 @@ from controller.api.http import parse_model
 from controller.api.openapi import ref
 from controller.api.openwhisk.actions import ACTIVATION_HEADER
 from controller.api.openwhisk.common import (
-    authenticate,
+    authenticated,
     json_body,
     namespace_of,
     own_entity_name,
@@ -97,8 +97,7 @@ def trigger_summary(trigger: Trigger) -> dict[str, Any]:
 
 
 async def list_triggers(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         namespace = namespace_of(request, caller)
         require_own(namespace, caller, namespace)
         p = page(request, "triggers")
@@ -109,8 +108,7 @@ async def list_triggers(request: Request) -> Response:
 
 
 async def get_trigger(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         trigger = await triggers.get_trigger(session, caller, name)
     return JSONResponse(trigger_json(trigger))
@@ -118,8 +116,7 @@ async def get_trigger(request: Request) -> Response:
 
 async def put_trigger(request: Request) -> Response:
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         overwrite = query_bool(request, "overwrite", False)
         spec = trigger_put(await json_body(request, state.settings.limits.request_body_max_bytes))
@@ -130,8 +127,7 @@ async def put_trigger(request: Request) -> Response:
 
 
 async def delete_trigger(request: Request) -> Response:
-    async with app_state(request).transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         trigger = await triggers.delete_trigger(session, caller, name)
     return JSONResponse(trigger_json(trigger))
@@ -141,8 +137,7 @@ async def fire_trigger(request: Request) -> Response:
     """202 with the trigger activation's id once each active rule's action is invoked; 204
     (and no activation) when no rule is active."""
     state = app_state(request)
-    async with state.transaction() as session:
-        caller = await authenticate(request, session)
+    async with authenticated(request) as (session, caller):
         name = own_entity_name(request, caller)
         payload = await json_body(request, state.settings.limits.payload_max_bytes)
         plan = await triggers.plan_fire(session, caller, name)
