@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,11 @@ def composer(node: str, homerun: Homerun, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def api(homerun: Homerun) -> httpx.Client:
+def api(homerun: Homerun) -> Iterator[httpx.Client]:
     user, _, password = homerun.auth.partition(":")
-    return httpx.Client(base_url=homerun.apihost, auth=(user, password), timeout=CALL_TIMEOUT)
+    auth = (user, password)
+    with httpx.Client(base_url=homerun.apihost, auth=auth, timeout=CALL_TIMEOUT) as client:
+        yield client
 
 
 def invoke(api: httpx.Client, name: str, params: dict[str, Any]) -> httpx.Response:
